@@ -1,0 +1,33 @@
+"""``matbal`` command line: ``matbal demo`` (later: train, compare, store)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out_dir=args.out, m=args.m, n=args.n, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="matbal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="spectral study of synthetic matrices: a table and a figure")
+    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    demo.add_argument("--m", type=int, default=256, help="rows of each matrix (default 256)")
+    demo.add_argument("--n", type=int, default=512, help="columns of each matrix (default 512)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

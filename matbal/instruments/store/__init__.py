@@ -1,0 +1,110 @@
+"""An embedded, crash-safe on-disk store of recorded matrices (gradients, momenta, updates).
+
+No server: tensors live in safetensors files, their catalog in SQLite (stdlib ``sqlite3``, WAL
+mode). Nothing is pickled and loading never executes code: data files are safetensors (a JSON
+header + raw little-endian bytes), metadata is JSON text in SQLite.
+
+>>> import tempfile, torch
+>>> from matbal.instruments.store import MatrixStore
+>>> path = tempfile.mkdtemp()
+>>> with MatrixStore(path, storage_dtype=torch.bfloat16, layer_every={"embed*": 10}) as s:
+...     for step in range(3):
+...         with s.batch("baseline", step, meta={"loss": 1.0 / (step + 1)}) as b:
+...             b.put("embed", "grad", torch.randn(8, 4))
+...             b.put("blocks.0.mlp", "grad", torch.randn(4, 4))
+...     s.skipped["subsampled"]
+2
+>>> with MatrixStore(path, mode="r") as s:
+...     [(r.step, r.layer, r.dtype, r.src_dtype) for r in s.query(layer="blocks.*")][:2]
+[(0, 'blocks.0.mlp', 'bfloat16', 'float32'), (1, 'blocks.0.mlp', 'bfloat16', 'float32')]
+
+On-disk layout
+--------------
+::
+
+    <store>/
+      catalog.sqlite        SQLite catalog (plus -wal/-shm while open): tables
+                            info(key, value)   format, schema_version, created, skip counters
+                            files(id, name, nbytes, created)
+                            records(id, run, step, layer, kind, shape, dtype, src_dtype,
+                                    nbytes, checksum, file_id, key, meta, created)
+      LOCK                  flock'ed by the one writer (mode="a")
+      data/<xx>/<uuid>.safetensors
+                            one file per put / per put_many (= one step of a batch);
+                            <xx> = first two hex digits (256 shards keep directories small).
+                            The header's __metadata__ repeats each tensor's run/step/layer/kind/
+                            meta, so files are self-describing without the catalog.
+
+Tensor keys inside a file are ``"<layer>/<kind>"``. ``Record.checksum`` is
+``"sha256:<hex>"`` of the tensor's raw stored bytes (sha256: ~1.3 GB/s with SHA-NI here, 2.6x
+faster than blake2b), verified on every ``get`` unless ``verify=False``.
+
+Why batch a step into one file: a step of a 100-layer model recorded with ``put`` costs 100
+files, 100 fsyncs and 100 transactions; ``put_many``/``batch`` cost one of each, and make the step
+atomic (all its tensors visible or none). Reading one record from a batched file still reads only
+that tensor's bytes (safetensors seeks by offset). ``put`` (one file each) stays for the simple case.
+
+Crash-safety argument
+---------------------
+A write goes: (1) serialise the tensors to safetensors bytes; (2) write them to
+``data/<xx>/.<uuid>.safetensors.tmp``, fsync; (3) ``os.replace`` to the final name, fsync the
+directory; (4) insert the file row and all record rows in **one** SQLite transaction and commit.
+A record is visible iff its catalog row is committed. A writer killed (kill -9) at any moment
+leaves one of: nothing; a temp file (killed in 2); a complete, unreferenced data file (killed in
+3-4 before COMMIT); or the committed rows whose file is already complete on disk (the file was
+in place -- and with ``fsync=True`` durable -- before the transaction began). SQLite's WAL makes
+the transaction atomic: an uncommitted one is rolled back on the next open. So every committed
+record reads back exactly, and partial work is invisible. Opening in append mode takes the
+writer lock (a kernel ``flock``: released when its holder dies, even by kill -9) and only then
+deletes temp files and data files no catalog row references (reported in ``store.recovery`` and
+a ``StoreRecoveryWarning``); the lock guarantees no live writer owns them. Readers
+(``mode="r"``) never delete anything and, thanks to WAL, may open while the writer runs; since
+rows are inserted only after their files exist and are never deleted, a reader never sees a
+row without its file. With ``fsync=False`` the same holds for a killed process (the OS keeps
+the written pages); only a power loss may lose the last records (never corrupt older ones
+silently: checksums catch torn data).
+
+One writer process at a time (``StoreLockedError`` otherwise; on platforms without ``fcntl``
+the lock is not enforced). The catalog carries a schema version; a newer one is refused with
+``StoreVersionError``.
+"""
+from .errors import (
+    DuplicateRecordError,
+    StoreCorruptionError,
+    StoreError,
+    StoreFullError,
+    StoreFullWarning,
+    StoreLockedError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+    StoreRecoveryWarning,
+    StoreVersionError,
+    UnknownRecordError,
+    UnknownRunError,
+)
+from .catalog import SCHEMA_VERSION
+from .records import Record, RecoveryReport, RunSummary, StoreSummary, VerifyReport
+from .store import MatrixStore, StepBatch
+
+__all__ = [
+    "MatrixStore",
+    "StepBatch",
+    "Record",
+    "RunSummary",
+    "StoreSummary",
+    "RecoveryReport",
+    "VerifyReport",
+    "SCHEMA_VERSION",
+    "StoreError",
+    "StoreNotFoundError",
+    "StoreLockedError",
+    "StoreVersionError",
+    "StoreCorruptionError",
+    "StoreFullError",
+    "StoreReadOnlyError",
+    "UnknownRecordError",
+    "UnknownRunError",
+    "DuplicateRecordError",
+    "StoreFullWarning",
+    "StoreRecoveryWarning",
+]

@@ -1,0 +1,85 @@
+"""Errors and warnings raised by :mod:`matbal.instruments.store`.
+
+Every store error derives from :class:`StoreError`; bad arguments are refused with the builtin
+``TypeError``/``ValueError`` naming the argument and the value, as elsewhere in matbal.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "StoreError",
+    "StoreNotFoundError",
+    "StoreLockedError",
+    "StoreVersionError",
+    "StoreCorruptionError",
+    "StoreFullError",
+    "StoreReadOnlyError",
+    "UnknownRecordError",
+    "UnknownRunError",
+    "DuplicateRecordError",
+    "StoreFullWarning",
+    "StoreRecoveryWarning",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error raised by the matrix store."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The store directory (or its catalog) does not exist, e.g. ``MatrixStore(path, mode="r")``
+    on a path that was never written."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's writer lock (one writer at a time)."""
+
+
+class StoreVersionError(StoreError):
+    """The catalog was written by a newer matbal (unknown schema version), or is not a matbal
+    catalog at all."""
+
+
+class StoreCorruptionError(StoreError):
+    """A committed record does not read back as recorded (missing/truncated/garbage file, or a
+    checksum, dtype or shape mismatch). ``record`` and ``file`` name the culprit."""
+
+    def __init__(self, message: str, *, record=None, file=None):
+        super().__init__(message)
+        self.record = record
+        self.file = file
+
+
+class StoreFullError(StoreError):
+    """A put was refused because it would exceed ``max_bytes``/``max_count`` and the store was
+    opened with ``on_full="raise"``."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write was attempted on a store opened with ``mode="r"`` (or after ``close()``)."""
+
+
+class UnknownRecordError(StoreError, KeyError):
+    """``get`` of a record id that is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownRunError(StoreError, KeyError):
+    """``query(run=..., strict=True)`` named a run the store has never seen."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateRecordError(StoreError, ValueError):
+    """``(run, step, layer, kind)`` is already recorded and the store has ``if_exists="error"``."""
+
+
+class StoreFullWarning(UserWarning):
+    """Emitted once per store object and cap when puts start being refused by a size cap."""
+
+
+class StoreRecoveryWarning(UserWarning):
+    """Emitted on opening in append mode when leftovers of an interrupted writer were removed
+    (temp files, data files without catalog rows) or catalogued files are missing."""

@@ -1,0 +1,212 @@
+"""Data files of a matrix store: atomic safetensors writes, reads with verification, the writer
+lock and the garbage collection of an interrupted writer's leftovers."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file as st_save_file
+
+from .errors import StoreCorruptionError, StoreLockedError
+from .records import Record, RecoveryReport, checksum, dtype_name
+
+try:  # POSIX advisory locks; released by the kernel when the holder dies (kill -9 included)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DATA_DIR", "LOCK_NAME", "WriterLock", "new_file_name", "write_temp", "publish", "discard",
+    "read_tensor", "collect_garbage", "header_metadata",
+]
+
+DATA_DIR = "data"
+LOCK_NAME = "LOCK"
+_FINAL_RE = re.compile(r"^[0-9a-f]{32}\.safetensors$")
+_TEMP_RE = re.compile(r"^\.[0-9a-f]{32}\.safetensors\.tmp$")
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":  # pragma: no cover - directories cannot be fsynced on Windows
+        return
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriterLock:
+    """Exclusive, non-blocking ``flock`` on ``<store>/LOCK`` held for a writer's lifetime.
+
+    The lock lives on a Python file object, so it is released by ``release()``, by garbage
+    collection of a forgotten store object, and by the kernel when the process dies (kill -9
+    included)."""
+
+    def __init__(self, store_dir: Path):
+        self.path = store_dir / LOCK_NAME
+        self._file = None
+        if fcntl is None:  # pragma: no cover
+            return
+        f = open(self.path, "a+b")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise StoreLockedError(
+                f"another writer holds {str(self.path)!r}: a store takes one writer at a time "
+                f"(close() the other MatrixStore -- in this process too -- or open this one with "
+                f"mode='r' to read while it writes)"
+            ) from None
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor drops the flock
+            self._file = None
+
+
+def new_file_name() -> str:
+    """Relative path of a fresh data file: ``data/<2 hex>/<32 hex>.safetensors``."""
+    h = uuid.uuid4().hex
+    return f"{DATA_DIR}/{h[:2]}/{h}.safetensors"
+
+
+def write_temp(store_dir: Path, rel_name: str, tensors: dict[str, torch.Tensor],
+               header_meta: dict[str, str], *, fsync: bool) -> tuple[Path, int]:
+    """Step 1 of an atomic write: serialise ``tensors`` into ``.<name>.tmp`` next to the final
+    name (``safetensors.torch.save_file``, no intermediate bytes copy), fsync it. Returns the temp
+    path and its size. Finish with :func:`publish` or :func:`discard`."""
+    final = store_dir / rel_name
+    shard = final.parent
+    if not shard.is_dir():
+        shard.mkdir(parents=True, exist_ok=True)
+        if fsync:
+            _fsync_dir(shard.parent)
+            _fsync_dir(shard.parent.parent)
+    tmp = shard / f".{final.name}.tmp"
+    try:
+        st_save_file(tensors, str(tmp), metadata=header_meta)
+        fd = os.open(str(tmp), os.O_RDWR)
+        try:
+            if fsync:
+                os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    except BaseException:
+        discard(tmp)
+        raise
+    return tmp, size
+
+
+def publish(tmp: Path, *, fsync: bool) -> None:
+    """Step 2: ``os.replace`` the temp file to its final name (atomic), then fsync the directory.
+    A crash leaves either the temp file or the complete final file -- never a partial file under
+    the final name."""
+    final = tmp.with_name(tmp.name[1:-len(".tmp")])
+    os.replace(tmp, final)
+    if fsync:
+        _fsync_dir(final.parent)
+
+
+def discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def read_tensor(store_dir: Path, rec: Record, *, verify: bool = True, handle=None) -> torch.Tensor:
+    """Read one record's tensor (on CPU, stored dtype) and check it against the catalog:
+    key present, dtype, shape and (when ``verify``) checksum. Any failure is a
+    ``StoreCorruptionError`` naming the record id and file. ``handle`` is an open ``safe_open``
+    of ``rec.file`` to reuse (``get_many``)."""
+    path = store_dir / rec.file
+
+    def fail(why: str) -> StoreCorruptionError:
+        return StoreCorruptionError(
+            f"record {rec.id} (run={rec.run!r}, step={rec.step}, layer={rec.layer!r}, "
+            f"kind={rec.kind!r}) in file {str(path)!r}: {why}",
+            record=rec, file=str(path),
+        )
+
+    try:
+        if handle is None:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                t = _get(f, rec, fail)
+        else:
+            t = _get(handle, rec, fail)
+    except StoreCorruptionError:
+        raise
+    except FileNotFoundError:
+        raise fail("data file is missing") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise fail(f"unreadable safetensors file ({type(e).__name__}: {e})") from None
+    if dtype_name(t.dtype) != rec.dtype:
+        raise fail(f"dtype {dtype_name(t.dtype)} in file, catalog says {rec.dtype}")
+    if tuple(t.shape) != rec.shape:
+        raise fail(f"shape {tuple(t.shape)} in file, catalog says {rec.shape}")
+    if verify:
+        got = checksum(t)
+        if got != rec.checksum:
+            raise fail(f"checksum mismatch (file {got}, catalog {rec.checksum})")
+    return t
+
+
+def _get(f: Any, rec: Record, fail) -> torch.Tensor:
+    if rec.key not in f.keys():
+        raise fail(f"tensor {rec.key!r} not in file")
+    return f.get_tensor(rec.key)
+
+
+def collect_garbage(store_dir: Path, catalogued: set[str], *, dry_run: bool = False) -> RecoveryReport:
+    """Remove an interrupted writer's leftovers under ``data/``: temp files and complete data
+    files that no catalog row references. Only names matching the store's own patterns are
+    touched; anything else is left alone. Must run under the writer lock."""
+    data = store_dir / DATA_DIR
+    temp, orphans, present = [], [], set()
+    if data.is_dir():
+        for shard in sorted(data.iterdir()):
+            if not shard.is_dir():
+                continue
+            for p in sorted(shard.iterdir()):
+                rel = f"{DATA_DIR}/{shard.name}/{p.name}"
+                if _TEMP_RE.match(p.name):
+                    temp.append(rel)
+                elif _FINAL_RE.match(p.name):
+                    present.add(rel)
+                    if rel not in catalogued:
+                        orphans.append(rel)
+    if not dry_run:
+        for rel in temp + orphans:
+            try:
+                os.unlink(store_dir / rel)
+            except FileNotFoundError:  # pragma: no cover
+                pass
+    missing = sorted(catalogued - present)
+    return RecoveryReport(tuple(temp), tuple(orphans), tuple(missing))
+
+
+def header_metadata(items: list[dict[str, Any]]) -> dict[str, str]:
+    """The safetensors header ``__metadata__``: every record's identity, so a data file is
+    self-describing even without the catalog."""
+    return {
+        "format": "matbal-matrix-store",
+        "records": json.dumps(
+            {
+                it["key"]: {
+                    "run": it["run"], "step": it["step"], "layer": it["layer"],
+                    "kind": it["kind"], "src_dtype": it["src_dtype"],
+                    "meta": json.loads(it["meta"]) if it["meta"] else None,
+                }
+                for it in items
+            }
+        ),
+    }

@@ -1,0 +1,129 @@
+"""Input validation and the numpy/torch edge shared by every kernel.
+
+Conventions (see design.md): kernels take torch tensors of shape ``(..., m, n)`` where leading
+dimensions are a batch; numpy arrays in give numpy arrays out; bad input is refused with an error
+that names the argument and what was wrong; reductions accumulate in float32 or better.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ConvergenceWarning",
+    "as_matrix",
+    "accum_dtype",
+    "numpy_io",
+    "check_positive",
+    "check_choice",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative kernel stopped at ``max_iter`` before reaching its tolerance."""
+
+
+def accum_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype for reductions: float32 for half precisions, the dtype itself otherwise.
+
+    >>> accum_dtype(torch.bfloat16)
+    torch.float32
+    """
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def as_matrix(x: Any, name: str = "x", *, finite: bool = True, min_dims: int = 2) -> torch.Tensor:
+    """Validate ``x`` as a real floating tensor of shape ``(..., m, n)`` and return it as torch.
+
+    Refuses, with an error naming ``name``: non-tensor/non-array input, fewer than ``min_dims``
+    dimensions, an empty matrix, complex or integer/bool dtypes, and (when ``finite``) NaN or Inf.
+    numpy input is converted with ``torch.from_numpy`` (no copy).
+    """
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
+        if x.dtype.kind not in "f":
+            raise TypeError(
+                f"{name} must have a floating dtype, got {x.dtype} (convert with .astype(float))"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype} (convert with .float())")
+    if x.ndim < min_dims:
+        raise ValueError(
+            f"{name} must have at least {min_dims} dimensions (..., m, n), got shape {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return x
+
+
+def _to_numpy(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        if obj.dtype == torch.bfloat16:
+            obj = obj.float()
+        return obj.detach().cpu().numpy()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {
+            f.name: _to_numpy(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if isinstance(getattr(obj, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(obj, **changes) if changes else obj
+    if isinstance(obj, tuple):
+        return type(obj)(_to_numpy(o) for o in obj)
+    if isinstance(obj, list):
+        return [_to_numpy(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    return obj
+
+
+def numpy_io(fn: F) -> F:
+    """Decorator: when the first positional argument is a numpy array, convert it to torch, call
+    ``fn`` and convert every tensor in the result (tensors, tuples, lists, dicts, dataclass fields)
+    back to numpy. Torch input passes through untouched."""
+
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kwargs):
+        if isinstance(x, np.ndarray):
+            if x.dtype.kind == "c":
+                raise TypeError(f"x must be real, got complex dtype {x.dtype}")
+            if x.dtype.kind != "f":
+                raise TypeError(
+                    f"x must have a floating dtype, got {x.dtype} (convert with .astype(float))"
+                )
+            return _to_numpy(fn(torch.from_numpy(np.ascontiguousarray(x)), *args, **kwargs))
+        return fn(x, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False, integer: bool = False) -> None:
+    """Refuse a non-positive (or, with ``integer``, non-integer) hyperparameter, naming it."""
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+
+
+def check_choice(value: Any, name: str, choices) -> None:
+    """Refuse a value outside ``choices``, listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(map(str, choices))}, got {value!r}")

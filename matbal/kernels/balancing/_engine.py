@@ -1,0 +1,281 @@
+"""Shared alternating-scaling engine (Sinkhorn–Knopp family) used by ``racs`` and ``sinkhorn_knopp``.
+
+It scales a fixed nonnegative kernel ``K (..., m, n)`` (built once from the input and pre-scaled
+so that its largest entry is 1) by two vectors, ``P = diag(u) K diag(v)``, alternating
+
+    u <- a / row(K, v)        (rows of P hit their targets a)
+    v <- b / col(K, u)        (columns of P hit their targets b)
+
+in one of four *domains*:
+
+========== ================================ ===================================================
+domain     row(K, v)                        used for
+========== ================================ ===================================================
+sum        ``K @ v``                        racs p = 1, 2; sinkhorn_knopp (the classic SK sweep)
+max        ``max_j K_ij v_j``               racs p = inf (max-plus analogue; exact in 1 sweep)
+log-sum    ``logsumexp_j(L_ij + g_j)``      extreme dynamic range (``L = log K``, ``f = log u``)
+log-max    ``max_j(L_ij + g_j)``            p = inf with extreme dynamic range
+========== ================================ ===================================================
+
+Per sweep the matrix is read exactly twice (one product with ``K``, one with ``Kᵀ``; no new
+matrix is formed in the plain domains), and the row sums needed for the residual come for free:
+``row(K, v)`` computed at the end of sweep k gives the rows of iterate k (columns are exact after a
+column update) and is reused as the row update of sweep k+1.
+
+Batches: every batch element is frozen (its ``u, v`` stop changing) from the sweep at which it
+meets ``rtol``, so a batched call returns exactly what a loop over its elements returns.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+__all__ = ["Kernel", "prepare_kernel", "run"]
+
+
+@dataclass
+class Kernel:
+    """A prepared kernel: ``K`` (plain) or ``L = log K`` (log), masks, targets, pre-scale."""
+
+    k: torch.Tensor          # K or L, (..., m, n), working dtype
+    log: bool                # log domain?
+    kind: str                # "sum" or "max"
+    live_r: torch.Tensor     # (..., m) bool
+    live_c: torch.Tensor     # (..., n) bool
+    log_s: torch.Tensor      # (...) log of the pre-scale s (K = (|x|/s)^p)
+    t0: torch.Tensor         # row(K, v0) for the live start u0 = v0 = 1
+    c0: torch.Tensor         # col(K, u0)
+    matvecs: int             # passes spent on preparation
+
+
+# ----------------------------------------------------------------------------------------------
+# domain operations
+
+def _row(kern: Kernel, v: torch.Tensor) -> torch.Tensor:
+    K = kern.k
+    if kern.log:
+        z = K + v.unsqueeze(-2)
+        return torch.logsumexp(z, -1) if kern.kind == "sum" else z.amax(-1)
+    if kern.kind == "sum":
+        return torch.matmul(K, v.unsqueeze(-1)).squeeze(-1)
+    return (K * v.unsqueeze(-2)).amax(-1)
+
+
+def _col(kern: Kernel, u: torch.Tensor) -> torch.Tensor:
+    K = kern.k
+    if kern.log:
+        z = K + u.unsqueeze(-1)
+        return torch.logsumexp(z, -2) if kern.kind == "sum" else z.amax(-2)
+    if kern.kind == "sum":
+        return torch.matmul(u.unsqueeze(-2), K).squeeze(-2)
+    return (K * u.unsqueeze(-1)).amax(-2)
+
+
+def _update(kern: Kernel, target: torch.Tensor, t: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """New factor: ``target / t`` (plain) or ``log target - t`` (log); dead entries 0 / -inf."""
+    if kern.log:
+        return torch.where(live, torch.log(target) - t, -math.inf)
+    return torch.where(live, target / torch.where(live, t, 1), 0)
+
+
+def _sums(kern: Kernel, u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Row (or column) sums of P from the factor and the product: ``u * t`` or ``exp(f + t)``."""
+    if kern.log:
+        return torch.exp(u + t)
+    return u * t
+
+
+def _start(kern: Kernel, live: torch.Tensor) -> torch.Tensor:
+    dt = kern.k.dtype
+    if kern.log:
+        return torch.where(live, torch.zeros((), dtype=dt, device=live.device), -math.inf)
+    return live.to(dt)
+
+
+# ----------------------------------------------------------------------------------------------
+# preparation
+
+def max_abs(x: torch.Tensor, dtype: torch.dtype, name: str = "x") -> torch.Tensor:
+    """Per-matrix max-abs entry in ``dtype`` (one pass, no |x| copy); refuses NaN/Inf, naming
+    ``name`` (NaN propagates through min/max, so this doubles as the finiteness check)."""
+    lo, hi = torch.aminmax(x.reshape(x.shape[:-2] + (-1,)), dim=-1)
+    s = torch.maximum(hi.to(dtype), -lo.to(dtype))
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return s
+
+
+def prepare_kernel(
+    x: torch.Tensor,
+    *,
+    p: float,
+    eps: float,
+    log_domain: bool | None,
+    dtype: torch.dtype,
+    name: str = "x",
+) -> Kernel:
+    """Build ``K = (|x|/s)^p`` (p = inf: ``K = |x|/s``, max domain), choose the domain, and find
+    the dead rows/columns: p-norm <= eps * max|x| (eps = 0: exact zeros), iterated until stable
+    (removing a row can kill a column when eps > 0).
+
+    ``s`` is the per-matrix max-abs entry when ``max|x|^p`` is far from the dtype's limits, else
+    ``s = 1`` and ``K = |x|^p`` is formed in one pass (``x * x`` for p = 2): the scale factors
+    absorb the magnitude. ``log_domain=None`` picks the log domain only when the plain one would
+    lose information: a nonzero row/column of x whose K-sum underflows to 0, or a live row/column
+    sum of K below ``sqrt(tiny)`` (the Sinkhorn factors ~ 1/sum could then overflow). The log
+    domain always computes in float64 (see below).
+    """
+    kind = "max" if p == math.inf else "sum"
+    pk = 1.0 if p == math.inf else p
+    fi = torch.finfo(dtype)
+    s = max_abs(x, dtype, name)
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    sp = s.double() ** pk
+    big = max(x.shape[-2], x.shape[-1])
+    prescale = not bool(((sp * big < fi.max * 1e-4) & (sp > fi.tiny * 1e20)).all())
+    if not prescale:
+        s = torch.ones_like(s)
+    log_s = torch.log(s)
+    use_log = bool(log_domain)
+    mv = 0
+    thr_plain = (eps ** pk) if kind == "sum" else eps
+    if not use_log:
+        xw = x.to(dtype)
+        if prescale:
+            xw = xw / s[..., None, None]
+            K = xw.square_() if pk == 2 else xw.abs_()
+        else:
+            K = xw * xw if pk == 2 else xw.abs()  # new tensors: x is never modified
+        kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore[arg-type]
+        ones_r = torch.ones(x.shape[:-1], dtype=dtype, device=x.device)
+        ones_c = torch.ones(x.shape[:-2] + x.shape[-1:], dtype=dtype, device=x.device)
+        t0, c0 = _row(kern, ones_c), _col(kern, ones_r)
+        mv += 2
+        # relative dead threshold: p-norm <= eps * max|x|  <=>  K-sum <= (eps * s)^p (K unscaled)
+        scale_p = 1.0 if prescale else (s ** pk)[..., None]
+        live_r, live_c = t0 > thr_plain * scale_p, c0 > thr_plain * scale_p
+        if log_domain is None:
+            floor = math.sqrt(fi.tiny)
+            lo = torch.minimum(
+                torch.where(live_r, t0, fi.max).amin(), torch.where(live_c, c0, fi.max).amin()
+            )
+            if bool(lo < floor):
+                use_log = True
+            elif not (bool(live_r.all()) and bool(live_c.all())):
+                # a K-row that is 0 while the x-row is not: underflow, not a zero row
+                nz_r = (x != 0).any(-1)
+                nz_c = (x != 0).any(-2)
+                if bool((nz_r & (t0 == 0)).any()) or bool((nz_c & (c0 == 0)).any()):
+                    use_log = True
+        thr = thr_plain * scale_p
+    if use_log:
+        # float64 even for float32 input: in float32, |log K| up to ~300 leaves only ~1e-5
+        # absolute accuracy in f + log(K g), a residual floor far above the usual rtol
+        dtype = torch.float64
+        s = max_abs(x, dtype, name)
+        s = torch.where(s > 0, s, torch.ones_like(s))
+        log_s = torch.log(s)
+        L = torch.log(x.to(dtype).abs())
+        L = (L - log_s[..., None, None]).mul_(pk)  # log 0 = -inf marks the zeros
+        kern = Kernel(L, True, kind, None, None, log_s, None, None, 0)  # type: ignore[arg-type]
+        zr = torch.zeros(x.shape[:-1], dtype=dtype, device=x.device)
+        zc = torch.zeros(x.shape[:-2] + x.shape[-1:], dtype=dtype, device=x.device)
+        t0, c0 = _row(kern, zc), _col(kern, zr)
+        mv += 2
+        thr = pk * math.log(eps) if eps > 0 else -math.inf
+        live_r, live_c = t0 > thr, c0 > thr
+    kern.live_r, kern.live_c = live_r, live_c
+    if not (bool(live_r.all()) and bool(live_c.all())):
+        # restrict to the live block; with eps > 0 repeat until the masks are stable
+        for _ in range(x.shape[-2] + x.shape[-1]):
+            t0 = _row(kern, _start(kern, live_c))
+            new_r = live_r & (t0 > thr)
+            c0 = _col(kern, _start(kern, new_r))
+            new_c = live_c & (c0 > thr)
+            mv += 2
+            stable = bool((new_r == live_r).all()) and bool((new_c == live_c).all())
+            live_r, live_c = new_r, new_c
+            if stable or eps == 0:
+                break
+        kern.live_r, kern.live_c = live_r, live_c
+        t0 = _row(kern, _start(kern, live_c))
+        c0 = _col(kern, _start(kern, live_r))
+        mv += 2
+    kern.t0, kern.c0, kern.matvecs = t0, c0, mv
+    return kern
+
+
+# ----------------------------------------------------------------------------------------------
+# the iteration
+
+@dataclass
+class RunOut:
+    lu: torch.Tensor        # log u  (..., m), -inf on dead rows
+    lv: torch.Tensor        # log v  (..., n)
+    iterations: int
+    converged: bool
+    history: torch.Tensor   # (iterations + 1,) float64 cpu
+    residual: torch.Tensor  # batch
+    matvecs: int
+    finite: bool
+
+
+def run(
+    kern: Kernel,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    residual: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    steps: int | None,
+    max_iter: int,
+    rtol: float,
+    callback=None,
+) -> RunOut:
+    """Alternate row/column updates toward targets ``a (..., m)``, ``b (..., n)``.
+
+    ``residual(row_sums, col_sums_or_None)`` maps marginals of ``P`` to a batch-shaped residual.
+    ``steps`` given: exactly that many sweeps, no freezing. Otherwise sweep until every element's
+    residual <= rtol (each element frozen once it gets there) or ``max_iter``.
+    """
+    live_r, live_c = kern.live_r, kern.live_c
+    u = _start(kern, live_r)
+    v = _start(kern, live_c)
+    t = kern.t0
+    res = residual(_sums(kern, u, t), _sums(kern, v, kern.c0))
+    hist = [res.amax()]
+    mv = kern.matvecs
+    fixed = steps is not None
+    active = torch.ones_like(res, dtype=torch.bool) if fixed else res > rtol
+    iters = torch.zeros_like(res, dtype=torch.int64)
+    nmax = steps if fixed else max_iter
+    k = 0
+    while k < nmax:
+        if not fixed and not bool(active.any()):
+            break
+        k += 1
+        act = active.unsqueeze(-1)
+        u = torch.where(act, _update(kern, a, t, live_r), u)
+        v = torch.where(act, _update(kern, b, _col(kern, u), live_c), v)
+        t = _row(kern, v)
+        mv += 2
+        res = torch.where(active, residual(_sums(kern, u, t), None), res)
+        iters = iters + active.to(iters.dtype)
+        hist.append(res.amax())
+        if callback is not None and callback(k, res):
+            break
+        if not fixed:
+            active = active & (res > rtol)
+    n_it = int(iters.amax()) if iters.numel() else 0
+    history = torch.stack(hist[: n_it + 1]).to(device="cpu", dtype=torch.float64)
+    if kern.log:
+        lu, lv = u, v
+    else:
+        lu, lv = torch.log(u), torch.log(v)
+    finite = bool(torch.isfinite(torch.where(live_r, lu, 0)).all()) and bool(
+        torch.isfinite(torch.where(live_c, lv, 0)).all()
+    ) and bool(torch.isfinite(res).all())
+    converged = bool((res <= rtol).all())
+    return RunOut(lu, lv, n_it, converged, history, res, mv, finite)

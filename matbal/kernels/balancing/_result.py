@@ -1,0 +1,236 @@
+"""The one result type every balancing kernel returns, and the helpers they share.
+
+Conventions shared by all balancing kernels (see ``matbal.kernels.balancing``):
+
+- **Scales.** ``matrix == row_scale[..., :, None] * x * col_scale[..., None, :]`` (in the working
+  dtype; the matrix is then cast to the input dtype). Scales are kept in the working dtype (float32
+  for bf16/fp16/float32 input, float64 for float64 input).
+- **Dead rows/columns.** A row or column that is zero (or, where a kernel has a relative ``eps``,
+  below ``eps`` times the matrix's max-abs entry) is *dead*: its scale is **0**, its part of the
+  output is exactly zero, it is reported in ``zero_rows``/``zero_cols``, and it is left out of the
+  targets and of the residual. The result is the balancing of the live block, padded with zeros.
+- **Residual.** ``history[k]`` is the residual after ``k`` iterations (``history[0]``: the input),
+  maximized over the batch. For the norm-equalizing kernels it is
+  :func:`matbal.kernels.metrics.imbalance.imbalance` ``(...).residual`` of the iterate (max relative
+  deviation of the live row/column p-norms from their mean), computed from the marginals the
+  iteration already has instead of re-reading the matrix.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import ConvergenceWarning, check_positive
+
+__all__ = ["BalanceResult"]
+
+
+@dataclass(frozen=True)
+class BalanceResult:
+    """Outcome of a balancing kernel; the same fields whatever the method or flags.
+
+    Attributes
+    ----------
+    matrix : Tensor ``(..., m, n)``
+        The balanced matrix, in the input's dtype.
+    row_scale : Tensor ``(..., m)``
+        Left scale ``r`` (0 on dead rows), working dtype.
+    col_scale : Tensor ``(..., n)``
+        Right scale ``c`` (0 on dead columns); ``matrix == r[..., :, None] * x * c[..., None, :]``.
+    iterations : int
+        Iterations (sweeps / Newton steps) run: the maximum over the batch (one-shot methods: 1).
+    converged : bool
+        Every batch element reached ``rtol`` (one-shot methods: always True: the operation is
+        exact, which says nothing about how balanced the result is; see ``history``).
+    history : Tensor ``(iterations + 1,)`` float64, CPU
+        Residual per iteration including the initial one, maximized over the batch.
+    residual : Tensor ``batch`` float64, CPU
+        Final residual of each batch element.
+    zero_rows : Tensor ``(..., m)`` bool
+        Dead (zero or sub-eps) rows, masked with scale 0.
+    zero_cols : Tensor ``(..., n)`` bool
+        Dead columns, masked with scale 0.
+    matvecs : int
+        Passes over the matrix (products with it or its transpose, or equivalent max/logsumexp
+        reductions): the cost measure to compare methods with different iteration costs.
+    method : str
+        Name of the kernel that produced the result.
+    """
+
+    matrix: torch.Tensor
+    row_scale: torch.Tensor
+    col_scale: torch.Tensor
+    iterations: int
+    converged: bool
+    history: torch.Tensor
+    residual: torch.Tensor
+    zero_rows: torch.Tensor
+    zero_cols: torch.Tensor
+    matvecs: int
+    method: str
+
+
+# ----------------------------------------------------------------------------------------------
+# option checks
+
+def check_iter_opts(steps, max_iter, rtol) -> None:
+    """Validate ``steps`` (None or int >= 1), ``max_iter`` (int >= 1), ``rtol`` (>= 0)."""
+    if steps is not None:
+        check_positive(steps, "steps", integer=True)
+    check_positive(max_iter, "max_iter", integer=True)
+    check_positive(rtol, "rtol", allow_zero=True)
+
+
+def check_callback(callback) -> None:
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+
+
+def check_p(p) -> float:
+    """p in {1, 2, inf}; returns it as a float."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or p not in (1, 2, math.inf):
+        raise ValueError(f"p must be one of [1, 2, inf], got {p!r}")
+    return float(p)
+
+
+def work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; everything else iterates in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+# ----------------------------------------------------------------------------------------------
+# residuals
+
+def rel_dev(v: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """``max_i |v_i / mean(v) - 1|`` over ``live`` entries (0 when none): the ``row_dev`` of
+    :func:`matbal.kernels.metrics.imbalance.imbalance` with its live set made explicit."""
+    cnt = live.sum(-1).clamp_min(1).to(v.dtype)
+    mean = torch.where(live, v, 0).sum(-1) / cnt
+    safe = torch.where(mean > 0, mean, torch.ones_like(mean))
+    return torch.where(live, (v / safe.unsqueeze(-1) - 1).abs(), 0).amax(-1)
+
+
+def norm_residual(s_r, live_r, s_c, live_c, p: float) -> torch.Tensor:
+    """Imbalance residual from row/column sums of ``|x|^p`` (maxima for p = inf).
+
+    ``s_c=None`` means the columns are exact by construction (after a column update)."""
+    root = (lambda s: s) if p in (1.0, math.inf) else (lambda s: s.clamp_min(0) ** (1.0 / p))
+    res = rel_dev(root(s_r), live_r)
+    if s_c is not None:
+        res = torch.maximum(res, rel_dev(root(s_c), live_c))
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# scales
+
+def scales_from_logs(lu, lv, log_s, p, live_r, live_c):
+    """Turn log Sinkhorn factors of ``K = (|x|/s)^p`` into scales ``r, c`` of ``x``.
+
+    ``(r_i c_j |x_ij|)^p = u_i K_ij v_j`` gives ``r = u^(1/p) / s``, ``c = v^(1/p)`` up to the gauge
+    ``(r t, c / t)``, fixed here so that ``mean(log r) == mean(log c)`` over the live part (keeps
+    both factors in range). Dead rows/columns get scale 0.
+    """
+    lr = lu / p - log_s.unsqueeze(-1)
+    lc = lv / p
+    lr = torch.where(live_r, lr, 0)
+    lc = torch.where(live_c, lc, 0)
+    nr = live_r.sum(-1).clamp_min(1)
+    nc = live_c.sum(-1).clamp_min(1)
+    shift = 0.5 * (lc.sum(-1) / nc - lr.sum(-1) / nr)
+    r = torch.where(live_r, torch.exp(lr + shift.unsqueeze(-1)), 0)
+    c = torch.where(live_c, torch.exp(lc - shift.unsqueeze(-1)), 0)
+    return r, c
+
+
+def apply_scales(x: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``r[..., :, None] * x * c[..., None, :]`` in the scales' dtype, cast to ``x.dtype``.
+
+    Computed as ``(x * r) * c`` with the product ``r_i c_j`` never formed, so huge-but-reciprocal
+    scales do not overflow."""
+    out = x.to(r.dtype) * r.unsqueeze(-1)
+    out.mul_(c.unsqueeze(-2))
+    return out.to(x.dtype)
+
+
+def log_max_abs(xa: torch.Tensor) -> torch.Tensor:
+    """Per-matrix max of ``|x|`` (``xa`` already nonnegative), 1 where the matrix is zero."""
+    s = xa.amax(dim=(-2, -1))
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
+# ----------------------------------------------------------------------------------------------
+# finishing
+
+def finish(
+    *,
+    x,
+    r,
+    c,
+    live_r,
+    live_c,
+    iterations,
+    converged,
+    history,
+    residual,
+    matvecs,
+    method,
+    warn,
+    rtol=None,
+    hint="",
+    scale_dtype=None,
+) -> BalanceResult:
+    matrix = apply_scales(x, r, c)
+    if scale_dtype is not None:
+        r, c = r.to(scale_dtype), c.to(scale_dtype)
+    hist = torch.as_tensor(history, dtype=torch.float64).detach().to("cpu").reshape(-1)
+    res = residual.detach().to(device="cpu", dtype=torch.float64)
+    if warn and not converged:
+        warnings.warn(
+            f"{method} did not converge: residual {float(hist[-1]):.3g} > rtol {rtol:g} after "
+            f"{iterations} iterations (raise max_iter or rtol){hint}",
+            ConvergenceWarning,
+            stacklevel=_user_stacklevel(),
+        )
+    return BalanceResult(
+        matrix=matrix,
+        row_scale=r,
+        col_scale=c,
+        iterations=int(iterations),
+        converged=bool(converged),
+        history=hist,
+        residual=res,
+        zero_rows=~live_r,
+        zero_cols=~live_c,
+        matvecs=int(matvecs),
+        method=method,
+    )
+
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # matbal/kernels
+
+
+def _user_stacklevel() -> int:
+    """stacklevel that points a warning at the first caller outside matbal.kernels."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def stall_hint(history, dtype=None) -> str:
+    """Extra warning text when the last residuals have stopped shrinking linearly."""
+    h = [float(v) for v in history[-6:]]
+    if len(h) >= 6 and h[0] > 0 and h[-1] / h[0] > 0.95 ** 5:
+        floor = f" (about {torch.finfo(dtype).eps:.0e} relative)" if dtype is not None else ""
+        return (
+            "; the residual has stalled: either rtol is below what rounding allows"
+            f"{floor}, or the zero pattern lacks total support (no exact scaling exists: "
+            "entries off every perfect matching decay to 0 while the scales grow, sublinearly)"
+        )
+    return ""

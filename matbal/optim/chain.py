@@ -1,0 +1,68 @@
+"""A chain of transforms: the composition ``t_k ∘ … ∘ t_1`` applied to a list of updates.
+
+State of transform ``i`` lives in the parameter's state under keys ``"<i>.<key>"``.
+
+>>> from matbal.optim.transforms import ema_momentum, orthogonalize, scale_by_shape
+>>> muon_like = Chain(ema_momentum(0.95), orthogonalize("muon", steps=5), scale_by_shape("original"))
+>>> len(muon_like)
+3
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from .transforms.base import StepContext, Transform
+
+__all__ = ["Chain"]
+
+
+class Chain:
+    """An ordered, immutable sequence of :class:`Transform` objects."""
+
+    def __init__(self, *transforms: Transform | Iterable[Transform]):
+        flat: list[Transform] = []
+        for t in transforms:
+            if isinstance(t, Chain):
+                flat.extend(t.transforms)
+            elif isinstance(t, (list, tuple)):
+                flat.extend(Chain(*t).transforms)
+            elif isinstance(t, Transform):
+                flat.append(t)
+            else:
+                raise TypeError(f"chain items must be Transform objects, got {type(t).__name__}")
+        if not flat:
+            raise ValueError("a chain needs at least one transform")
+        self.transforms: tuple[Transform, ...] = tuple(flat)
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __iter__(self):
+        return iter(self.transforms)
+
+    def __repr__(self) -> str:
+        return "Chain(" + ", ".join(map(repr, self.transforms)) + ")"
+
+    def init(self, update: torch.Tensor) -> dict:
+        """Namespaced initial state of every transform for one parameter."""
+        state = {}
+        for i, t in enumerate(self.transforms):
+            for k, v in t.init(update).items():
+                state[f"{i}.{k}"] = v
+        return state
+
+    def __call__(self, updates: list[torch.Tensor], states: list[dict], ctx: StepContext):
+        for i, t in enumerate(self.transforms):
+            prefix = f"{i}."
+            sub = [{k[len(prefix):]: v for k, v in st.items() if k.startswith(prefix)}
+                   for st in states]
+            updates = t.apply(list(updates), sub, ctx)
+            if len(updates) != len(states):
+                raise RuntimeError(f"transform {t!r} returned {len(updates)} updates for "
+                                   f"{len(states)} parameters")
+            for st, s in zip(states, sub):  # write back non-tensor state (ints)
+                for k, v in s.items():
+                    st[prefix + k] = v
+        return updates

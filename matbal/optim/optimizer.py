@@ -1,0 +1,152 @@
+"""``ChainOptimizer``: one ``torch.optim.Optimizer`` that runs a :class:`Chain` per parameter group.
+
+The shell only keeps books — param groups, per-parameter state, step counts, ``state_dict`` — and
+applies ``p ← p − lr·u`` where ``u`` is what the group's chain returns. Matrix groups
+(``matrix=True``) hand the chain 2-D views ``(out, in·k·k)`` of the gradients.
+
+Guarantees:
+- ``p.grad`` is never modified; a zero gradient gives a zero direction (weight decay aside);
+- non-finite gradients raise ``FloatingPointError`` naming the parameter (``nonfinite="raise"``,
+  default) or skip that parameter's step and count it in ``state[p]["skipped"]``
+  (``nonfinite="skip"``); weights never silently become NaN;
+- ``state_dict``/``load_state_dict`` round trip bit-exactly: state tensors keep their own dtype
+  (torch's base class would cast them to the parameter's dtype); chains are not serialized (they
+  are code): the loading optimizer's chains are used, and a differing chain description warns.
+
+Example
+-------
+>>> import torch
+>>> from matbal.optim import ChainOptimizer, Chain
+>>> from matbal.optim.transforms import scale_by_adam, add_decayed_weights
+>>> w = torch.nn.Parameter(torch.randn(3, 4))
+>>> opt = ChainOptimizer([w], chain=Chain(scale_by_adam(), add_decayed_weights(0.01)), lr=1e-3)
+>>> w.grad = torch.ones_like(w); opt.step()
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from ..kernels._checks import check_choice, check_positive
+from .chain import Chain
+from .transforms.base import StepContext
+
+__all__ = ["ChainOptimizer"]
+
+
+class ChainOptimizer(torch.optim.Optimizer):
+    """Run ``group["chain"]`` on each param group's gradients, then ``p ← p − lr·u``.
+
+    Parameters
+    ----------
+    params : iterable of tensors or of dicts (param groups). Group keys: ``chain`` (a
+        :class:`Chain`), ``lr``, ``matrix`` (bool: flatten to 2-D), ``names`` (list of str),
+        ``label`` (str, e.g. ``"matrix"``/``"adamw"``), and any user keys.
+    chain, lr, matrix : defaults for groups that do not set them.
+    nonfinite : ``"raise"`` or ``"skip"`` (see module docstring).
+    """
+
+    def __init__(self, params, *, chain: Chain | None = None, lr: float = 1e-3,
+                 matrix: bool = False, nonfinite: str = "raise"):
+        check_positive(lr, "lr", allow_zero=True)
+        check_choice(nonfinite, "nonfinite", ("raise", "skip"))
+        self.nonfinite = nonfinite
+        defaults = {"lr": lr, "chain": chain, "matrix": matrix, "names": None, "label": None}
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        g = self.param_groups[-1]
+        if not isinstance(g["chain"], Chain):
+            raise TypeError(f"param group {len(self.param_groups) - 1}: chain must be a "
+                            f"matbal Chain, got {type(g['chain']).__name__}")
+        check_positive(g["lr"], "lr", allow_zero=True)
+        if g["names"] is None:
+            g["names"] = [f"param{i}" for i in range(len(g["params"]))]
+        elif len(g["names"]) != len(g["params"]):
+            raise ValueError(f"names has {len(g['names'])} entries for {len(g['params'])} params")
+        for p, name in zip(g["params"], g["names"]):
+            if p.is_complex():
+                raise TypeError(f"parameter {name}: complex parameters are not supported")
+            if g["matrix"] and p.ndim < 2:
+                raise ValueError(f"parameter {name} has shape {tuple(p.shape)}: a matrix group "
+                                 "needs >= 2-D parameters (route it to AdamW)")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One optimization step; returns the closure's loss when a closure is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict) -> None:
+        params, names = [], []
+        for p, name in zip(group["params"], group["names"]):
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"parameter {name}: sparse gradients are not supported")
+            if not bool(torch.isfinite(p.grad).all()):
+                if self.nonfinite == "raise":
+                    raise FloatingPointError(
+                        f"non-finite gradient (NaN/Inf) in parameter {name}; pass "
+                        "nonfinite='skip' to skip such steps")
+                st = self.state[p]
+                st["skipped"] = st.get("skipped", 0) + 1
+                continue
+            params.append(p)
+            names.append(name)
+        if not params:
+            return
+        chain: Chain = group["chain"]
+        matrix = bool(group["matrix"])
+        updates = [p.grad.reshape(p.shape[0], -1) if matrix else p.grad for p in params]
+        states, steps = [], []
+        for p, u in zip(params, updates):
+            st = self.state[p]
+            if "step" not in st:
+                st["step"] = 0
+                st.update(chain.init(u))
+            st["step"] += 1
+            states.append(st)
+            steps.append(st["step"])
+        ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix)
+        out = chain(updates, states, ctx)
+        lr = float(group["lr"])
+        for p, u in zip(params, out):
+            p.add_(u.reshape(p.shape).to(p.dtype), alpha=-lr)
+
+    # --- serialization -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        for g in sd["param_groups"]:
+            g["chain"] = repr(g["chain"])  # description only; chains are code, not data
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, optimizer has "
+                             f"{len(self.param_groups)}")
+        groups = []
+        for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if sg.get("chain") != repr(g["chain"]):
+                warnings.warn(f"param group {i}: loaded state was made by a different chain "
+                              f"({sg.get('chain')}); using this optimizer's {g['chain']!r}",
+                              stacklevel=2)
+            groups.append({**sg, "chain": g["chain"]})
+        super().load_state_dict({**state_dict, "param_groups": groups})
+        # restore state tensors with their saved dtypes (the base class casts to param dtype)
+        id_to_param = {pid: p for sg, g in zip(saved_groups, self.param_groups)
+                       for pid, p in zip(sg["params"], g["params"])}
+        for pid, st in state_dict["state"].items():
+            p = id_to_param[pid]
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor):
+                    self.state[p][k] = v.to(device=p.device, copy=True)

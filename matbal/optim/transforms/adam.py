@@ -1,0 +1,53 @@
+"""Adam's scaling: the direction of torch.optim.AdamW, without the weight decay and the learning rate.
+
+``m ← lerp(m, g, 1−β₁)``, ``v ← β₂v + (1−β₂)g²``, ``u = (m/(1−β₁ᵗ)) / (√v/√(1−β₂ᵗ) + ε)`` —
+the operations of ``torch.optim.adam._single_tensor_adam`` in the same order, so that
+``chain(scale_by_adam, add_decayed_weights)`` reproduces ``torch.optim.AdamW`` to float64 rounding.
+
+Reference: Kingma & Ba 2015 (arXiv 1412.6980); Loshchilov & Hutter 2019 (arXiv 1711.05101).
+"""
+from __future__ import annotations
+
+import torch
+
+from ...kernels._checks import check_positive
+from .base import StepContext, Transform
+
+__all__ = ["ScaleByAdam", "scale_by_adam"]
+
+
+class ScaleByAdam(Transform):
+    """Adam direction with bias correction; state ``exp_avg``, ``exp_avg_sq``."""
+
+    name = "scale_by_adam"
+
+    def __init__(self, betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 1e-8):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, b in enumerate(betas):
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}] must be in [0, 1), got {b!r}")
+        check_positive(eps, "eps", allow_zero=True)
+        self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
+
+    def init(self, update):
+        z = lambda: torch.zeros_like(update, memory_format=torch.preserve_format)  # noqa: E731
+        return {"exp_avg": z(), "exp_avg_sq": z()}
+
+    def apply(self, updates, states, ctx: StepContext):
+        b1, b2 = self.betas
+        out = []
+        for g, st, t in zip(updates, states, ctx.steps):
+            m, v = st["exp_avg"], st["exp_avg_sq"]
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            bc1 = 1 - b1**t
+            bc2_sqrt = (1 - b2**t) ** 0.5
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            out.append(m.div(denom).div_(bc1))
+        return out
+
+
+def scale_by_adam(betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 1e-8) -> ScaleByAdam:
+    """Adam's bias-corrected direction (see :class:`ScaleByAdam`)."""
+    return ScaleByAdam(betas, eps=eps)

@@ -1,0 +1,85 @@
+"""Post-normalizations of an update: NorMuon's row second moment, and RMS targets.
+
+- **NorMuon** (arXiv 2510.05491; official code github zichongli5/NorMuon ``normuon_update``):
+  ``v ← β₂v + (1−β₂)·mean_j(O_ij²)`` (one entry per row), ``Ô = O/(√v + 10⁻¹⁰)``, then
+  ``rescale="frobenius"``: ``Ô·‖O‖_F/(‖Ô‖_F + 10⁻¹⁰)`` (official code) or ``rescale="rms"``:
+  ``Ô·target/RMS(Ô)`` (the paper's RMS-0.2 target).
+- **RMS target**: ``U ↦ target·U/RMS(U)`` with ``RMS(U) = ‖U‖_F/√(mn)``; a zero update stays zero.
+"""
+from __future__ import annotations
+
+import torch
+
+from ...kernels._checks import check_choice, check_positive
+from .base import StepContext, Transform
+
+__all__ = ["NorMuonNormalize", "NormalizeRMS", "normuon_normalize", "normalize_rms"]
+
+
+def _rms(u: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(u.float(), dim=(-2, -1)) / (u.shape[-2] * u.shape[-1]) ** 0.5
+
+
+class NormalizeRMS(Transform):
+    """``U ↦ target·U/RMS(U)``; zero (or sub-``eps`` RMS) updates are returned unchanged."""
+
+    name = "normalize_rms"
+
+    def __init__(self, target: float = 0.2, *, eps: float = 1e-12):
+        check_positive(target, "target")
+        check_positive(eps, "eps")
+        self.target, self.eps = float(target), float(eps)
+
+    def apply(self, updates, states, ctx: StepContext):
+        out = []
+        for u in updates:
+            u2 = u if u.ndim >= 2 else u.reshape(1, -1)
+            r = _rms(u2)
+            scale = torch.where(r > self.eps, self.target / r.clamp_min(self.eps), 1.0)
+            out.append(u * scale.to(u.dtype))
+        return out
+
+
+class NorMuonNormalize(Transform):
+    """NorMuon's neuron-wise (row) second-moment normalization of an orthogonalized update."""
+
+    name = "normuon_normalize"
+
+    def __init__(self, beta2: float = 0.95, *, eps: float = 1e-10, rescale: str = "frobenius",
+                 target: float = 0.2):
+        if isinstance(beta2, bool) or not isinstance(beta2, (int, float)) or not 0 <= beta2 < 1:
+            raise ValueError(f"beta2 must be in [0, 1), got {beta2!r}")
+        check_positive(eps, "eps")
+        check_choice(rescale, "rescale", ("frobenius", "rms"))
+        check_positive(target, "target")
+        self.beta2, self.eps, self.rescale, self.target = float(beta2), eps, rescale, target
+
+    def init(self, update):
+        return {"v": torch.zeros(update.shape[0], 1, dtype=torch.float32, device=update.device)}
+
+    def apply(self, updates, states, ctx: StepContext):
+        if not ctx.matrix:
+            raise ValueError("normuon_normalize needs matrix parameters")
+        out = []
+        for u, st in zip(updates, states):
+            o = u.float()
+            v = st["v"]
+            v.lerp_(o.square().mean(dim=-1, keepdim=True), 1 - self.beta2)
+            o_hat = o / (v.sqrt() + self.eps)
+            if self.rescale == "frobenius":
+                o_hat = o_hat * (o.norm() / (o_hat.norm() + self.eps))
+            else:
+                r = _rms(o_hat)
+                o_hat = o_hat * torch.where(r > 0, self.target / r.clamp_min(1e-30), 0.0)
+            out.append(o_hat.to(u.dtype))
+        return out
+
+
+def normuon_normalize(beta2: float = 0.95, **kwargs) -> NorMuonNormalize:
+    """NorMuon post-normalization (see :class:`NorMuonNormalize`)."""
+    return NorMuonNormalize(beta2, **kwargs)
+
+
+def normalize_rms(target: float = 0.2, **kwargs) -> NormalizeRMS:
+    """RMS-target normalization (see :class:`NormalizeRMS`)."""
+    return NormalizeRMS(target, **kwargs)
