@@ -1,4 +1,4 @@
-"""``matbal`` command line: ``matbal demo`` (later: train, compare, store)."""
+"""``matbal`` command line: ``demo``, ``train``, ``compare`` (each has ``--help``)."""
 from __future__ import annotations
 
 import argparse
@@ -21,10 +21,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n", type=int, default=512, help="columns of each matrix (default 512)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    # these parse their own arguments (a flat typed config with --key value overrides)
+    sub.add_parser("train", add_help=False, help="train a model (matbal train --help)")
+    sub.add_parser("compare", add_help=False, help="compare optimizers / sweep lrs (--help)")
     return parser
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from .train.cli import main as train_main
+
+        return train_main(argv[1:])
+    if argv[:1] == ["compare"]:
+        from .train.cli import compare_main
+
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

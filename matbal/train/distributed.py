@@ -1,0 +1,90 @@
+"""Several processes: set up ``torch.distributed`` from torchrun's environment, and helpers.
+
+One machine, N processes (CPU: gloo; GPUs: nccl, one GPU per process)::
+
+    torchrun --standalone --nproc_per_node=N -m matbal.train --model gpt --optimizer muoneq-r
+
+Several machines (not testable here): start the *same* command on every node, with a rendezvous
+point reachable by all of them (the c10d store runs inside the first process that reaches it)::
+
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d \\
+             --rdzv_endpoint=HOST0:29500 --rdzv_id=myrun \\
+             -m matbal.train --model gpt --optimizer muoneq-r --batch-size 256
+
+``--batch-size`` is the *global* batch (divided over the ``nnodes·nproc_per_node`` processes).
+The run directory (``--out-dir``) must be on a filesystem all nodes share: rank 0 writes the
+metrics and the model checkpoint, every rank writes its own optimizer shard
+(``checkpoint.rank<r>.pt``); resuming needs the same total number of processes.
+
+What runs where: the model is wrapped in ``DistributedDataParallel`` (gradients averaged with
+all-reduce); the optimizer is a :class:`matbal.optim.distributed.DistributedChainOptimizer`, so
+each rank runs the matrix chain (momentum, balancing, Newton–Schulz) on its share of the matrices
+and the updated matrices are all-gathered.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "setup", "teardown", "select_device", "all_reduce_sum", "barrier"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def select_device(choice: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but CUDA is not available")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+def setup(device_choice: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Read ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` (set by torchrun); with ``WORLD_SIZE > 1`` start
+    the default process group (nccl on CUDA, gloo on CPU) unless it is already started."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_available() and dist.is_initialized():
+        world, rank = dist.get_world_size(), dist.get_rank()
+    info = DistInfo(rank=rank, local_rank=local, world_size=world)
+    device = select_device(device_choice, local)
+    if info.distributed and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return info, device
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum ``t`` over processes (in place; a no-op for one process)."""
+    if info.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()

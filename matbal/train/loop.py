@@ -1,0 +1,340 @@
+"""The training loop: one short, explicit function (after nanoGPT's ``train.py``).
+
+Per step ``t = 0 … S−1``: draw this rank's rows of the global batch, forward under bf16 autocast
+on CUDA (fp32 on CPU), cross-entropy loss, backward (DDP averages gradients across processes),
+clip the global gradient norm to ``grad_clip``, ``optimizer.step()`` (a matbal preset; its matrix
+chains split across ranks by :class:`~matbal.optim.distributed.DistributedChainOptimizer`), then
+``scheduler.step()`` (``LambdaLR``: every group's lr is scaled by the schedule's multiplier).
+After the step, ``step = t + 1`` is the number of completed updates: metrics, validation
+(every ``eval_every`` steps, at step 0 and at the end), checkpoints (every ``ckpt_every`` and at
+the end) and callbacks (``cb.on_step_end(step, model, optimizer, metrics)``) use it.
+
+Reproducibility: ``seed`` fixes the model init (torch RNG), the batch order (a dedicated
+generator) and dropout; on CPU two runs with the same config and thread count are bit-identical,
+and resuming from a checkpoint continues the same trajectory bit-exactly (model, optimizer,
+scheduler, data generator and RNG states are restored).
+
+>>> from matbal.train import TrainConfig, train
+>>> res = train(TrainConfig(model="mlp", optimizer="muon", steps=20, quiet=True,
+...                         out_dir="/tmp/matbal-doc", run_name="mlp"))  # doctest: +SKIP
+>>> res.final_val_loss < 2.3                                           # doctest: +SKIP
+True
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..optim import PRESETS
+from ..optim.distributed import DistributedChainOptimizer, distribute
+from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
+                         set_rng_state)
+from .config import TrainConfig
+from .distributed import DistInfo, all_reduce_sum, barrier, setup
+from .lrs import resolve_lr
+from .models import count_params
+from .rundir import MetricsWriter, code_version, default_run_name, library_versions, write_json
+from .schedule import make_scheduler
+from .tasks import make_task
+
+__all__ = ["train", "TrainResult", "build_optimizer"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (``summary.json`` holds the same numbers)."""
+
+    run_dir: Path
+    config: TrainConfig
+    step: int
+    completed: bool
+    final_train_loss: float
+    final_val_loss: float
+    best_val_loss: float
+    wall_time_s: float
+    mean_step_time_s: float
+    tokens_per_s: float
+    matrices_per_rank: list[int]
+    model: nn.Module = field(repr=False)
+    optimizer: torch.optim.Optimizer = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self).items()
+                if k not in ("model", "optimizer", "config")}
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptimizer:
+    """The preset ``cfg.optimizer`` on ``model`` (lr resolved; see :mod:`matbal.train.lrs`),
+    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed)."""
+    kw = cfg.optimizer_kwargs_dict()
+    if cfg.weight_decay is not None:
+        kw["weight_decay"] = cfg.weight_decay
+    if cfg.adamw_lr is not None:
+        if cfg.optimizer == "adamw":
+            raise ValueError("adamw_lr sets the AdamW group of matrix presets; with "
+                             "optimizer='adamw' use lr")
+        kw["adamw_lr"] = cfg.adamw_lr
+    try:
+        opt = PRESETS[cfg.optimizer](model, lr=cfg.lr, **kw)
+    except TypeError as e:
+        raise ValueError(f"optimizer_kwargs {kw} do not fit optimizer {cfg.optimizer!r}: {e}") from None
+    return distribute(opt)
+
+
+def _resolve(cfg: TrainConfig) -> TrainConfig:
+    lr, adamw_lr, _ = resolve_lr(cfg.model, cfg.optimizer, cfg.lr, cfg.adamw_lr)
+    if cfg.optimizer == "adamw":
+        adamw_lr = None
+    wd = cfg.weight_decay
+    if wd is None:
+        from .lrs import preset_default
+        wd = preset_default(cfg.optimizer, "weight_decay")
+    return cfg.replace(lr=lr, adamw_lr=adamw_lr, weight_decay=None if wd is None else float(wd))
+
+
+def _run_dir(cfg: TrainConfig, info: DistInfo) -> Path:
+    name = [cfg.run_name or default_run_name(cfg)]
+    if info.distributed:
+        dist.broadcast_object_list(name, src=0)
+    path = Path(cfg.out_dir) / name[0]
+    if info.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+    barrier(info)
+    return path
+
+
+@torch.no_grad()
+def _evaluate(model, batches, device, autocast, info: DistInfo) -> float:
+    model.eval()
+    tot = torch.zeros(2, dtype=torch.float64, device=device)
+    for i, (x, y) in enumerate(batches):
+        if i % info.world_size != info.rank:
+            continue
+        x, y = x.to(device), y.to(device)
+        with autocast():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                               reduction="sum")
+        tot[0] += loss.double()
+        tot[1] += y.numel()
+    all_reduce_sum(tot, info)
+    model.train()
+    return float(tot[0] / tot[1])
+
+
+def _progress(cfg, info, start):
+    enabled = info.is_main and not cfg.quiet and sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=cfg.steps, initial=start, dynamic_ncols=True, desc=cfg.optimizer)
+
+
+def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | None = None
+          ) -> TrainResult:
+    """Train ``cfg.model`` with ``cfg.optimizer`` for ``cfg.steps`` steps; return a :class:`TrainResult`.
+
+    Parameters
+    ----------
+    cfg : the run's :class:`TrainConfig`.
+    callbacks : objects with ``on_step_end(step, model, optimizer, metrics)`` (called on every
+        rank after every step; ``model`` is the unwrapped module, ``metrics`` a dict with ``step``,
+        ``train_loss`` (this rank's), ``lr``, ``step_time_s`` and ``val_loss`` when evaluated) and
+        optionally ``on_train_end(result)``.
+    stop_at : stop after this many completed steps (checkpointing there) although the schedule
+        runs to ``cfg.steps`` — an interruption on purpose; resume with ``resume="auto"``.
+    """
+    cfg = cfg.validate()
+    info, device = setup(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cfg = _resolve(cfg)
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 \
+        else contextlib.nullcontext
+    run_dir = _run_dir(cfg, info)
+
+    torch.manual_seed(cfg.seed)
+    task = make_task(cfg, rank=info.rank, world_size=info.world_size)
+    model = task.model.to(device)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = make_scheduler(optimizer, cfg)
+
+    start, best_val = 0, math.inf
+    ckpt = _find_resume(cfg, run_dir, info)
+    if ckpt is not None:
+        start, best_val = _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task)
+
+    writer = MetricsWriter(run_dir, tensorboard=cfg.tensorboard, enabled=info.is_main)
+    if info.is_main:
+        write_json(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / "env.json", {
+            "code": code_version(), "libraries": library_versions(), "device": str(device),
+            "world_size": info.world_size, "precision": "bf16-autocast" if use_bf16 else "fp32",
+            "n_params": count_params(model), "task": task.info})
+        writer.truncate_after(start)
+    ddp = model
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    callbacks = list(callbacks)
+    bar = _progress(cfg, info, start)
+    val_loss = last_loss = math.nan
+    train_time, steps_run = 0.0, 0
+    window_t, window_steps = 0.0, 0
+    t_begin = time.perf_counter()
+    if start == 0:
+        val_loss = _evaluate(model, task.val_batches, device, autocast, info)
+        best_val = min(best_val, val_loss)
+        writer.write({"step": 0, "train_loss": None, "val_loss": val_loss,
+                      "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": None,
+                      "step_time_s": None})
+
+    for t in range(start, end):
+        t0 = time.perf_counter()
+        x, y = task.batcher.next()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast():
+            logits = ddp(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        last_loss = loss.item()  # synchronizes, so the step time below is honest on CUDA too
+        if not math.isfinite(last_loss):
+            raise FloatingPointError(f"training loss became {last_loss} at step {t + 1}")
+        dt = time.perf_counter() - t0
+        train_time += dt
+        window_t += dt
+        steps_run += 1
+        window_steps += 1
+        step = t + 1
+        metrics: dict[str, Any] = {"step": step, "train_loss": last_loss, "lr": lr,
+                                   "step_time_s": dt}
+        evaluate = step % cfg.eval_every == 0 or step == cfg.steps
+        if evaluate:
+            val_loss = _evaluate(model, task.val_batches, device, autocast, info)
+            best_val = min(best_val, val_loss)
+            metrics["val_loss"] = val_loss
+        if step % cfg.log_every == 0 or evaluate or step == end:
+            mean_loss = _mean_over_ranks(last_loss, device, info)
+            rate = task.tokens_per_batch * window_steps / window_t
+            writer.write({"step": step, "train_loss": mean_loss,
+                          "val_loss": val_loss if evaluate else None, "lr": lr,
+                          "tokens_per_s": rate, "step_time_s": window_t / window_steps})
+            if bar is not None:
+                bar.set_postfix(loss=f"{mean_loss:.3f}", val=f"{val_loss:.3f}",
+                                tok_s=f"{rate:,.0f}", refresh=False)
+            window_t, window_steps = 0.0, 0
+        for cb in callbacks:
+            cb.on_step_end(step, model, optimizer, metrics)
+        if bar is not None:
+            bar.update(1)
+        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == end:
+            _save(cfg, run_dir, info, device, step, best_val, model, optimizer, scheduler, task)
+    if bar is not None:
+        bar.close()
+    writer.close()
+
+    step = max(end, start)
+    counts = optimizer.gather_counts()
+    mean_dt = train_time / steps_run if steps_run else math.nan
+    result = TrainResult(
+        run_dir=run_dir, config=cfg, step=step, completed=step >= cfg.steps,
+        final_train_loss=_mean_over_ranks(last_loss, device, info), final_val_loss=val_loss,
+        best_val_loss=best_val, wall_time_s=time.perf_counter() - t_begin,
+        mean_step_time_s=mean_dt, tokens_per_s=task.tokens_per_batch / mean_dt if steps_run
+        else math.nan, matrices_per_rank=counts, model=model, optimizer=optimizer)
+    if info.is_main:
+        write_json(run_dir / "summary.json", {
+            **result.summary(), "optimizer": cfg.optimizer, "model": cfg.model, "lr": cfg.lr,
+            "world_size": info.world_size, "device": str(device),
+            "matrices_per_step": sum(len(g["params"]) for g in optimizer.param_groups
+                                     if g["matrix"])})
+    for cb in callbacks:
+        if hasattr(cb, "on_train_end"):
+            cb.on_train_end(result)
+    return result
+
+
+def _mean_over_ranks(x: float, device, info: DistInfo) -> float:
+    if not info.distributed:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=device)
+    return float(all_reduce_sum(t, info)[0] / info.world_size)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+def _save(cfg, run_dir, info, device, step, best_val, model, optimizer, scheduler, task):
+    obj = {"format": FORMAT, "step": step, "world_size": info.world_size, "rank": info.rank,
+           "config": cfg.to_dict(), "model": model.state_dict() if info.is_main else None,
+           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+           "data": task.batcher.state_dict(), "rng": rng_state(device),
+           "best_val_loss": best_val if math.isfinite(best_val) else None,
+           "matrices_computed": optimizer.matrices_computed}
+    barrier(info)
+    save_checkpoint(obj, checkpoint_path(run_dir, info.rank))
+    barrier(info)
+
+
+def _find_resume(cfg, run_dir: Path, info: DistInfo):
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        path = checkpoint_path(run_dir, 0)
+        if not path.exists():
+            return None
+    else:
+        path = Path(cfg.resume)
+        if path.is_dir():
+            path = checkpoint_path(path, 0)
+    main = load_checkpoint(path)
+    if main.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} has format {main.get('format')}, expected {FORMAT}")
+    if main["world_size"] != info.world_size:
+        raise ValueError(f"checkpoint {path} was written by {main['world_size']} processes; "
+                         f"resume it with the same number (this run has {info.world_size})")
+    if info.rank == 0:
+        return main
+    own = load_checkpoint(checkpoint_path(path.parent, info.rank))
+    if own["step"] != main["step"]:
+        raise ValueError(f"checkpoint shards disagree: rank 0 at step {main['step']}, rank "
+                         f"{info.rank} at step {own['step']}")
+    own["model"] = main["model"]
+    return own
+
+
+def _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task):
+    saved = TrainConfig.from_dict(ckpt["config"])
+    diff = cfg.trajectory_diff(saved)
+    if diff:
+        raise ValueError("cannot resume: the config differs from the checkpoint's in "
+                         + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
+                                     for k, (a, b) in diff.items()))
+    model.load_state_dict(ckpt["model"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a different chain would be a different trajectory
+        optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    task.batcher.load_state_dict(ckpt["data"])
+    set_rng_state(ckpt["rng"], device)
+    optimizer.matrices_computed = int(ckpt.get("matrices_computed", 0))
+    best = ckpt.get("best_val_loss")
+    return int(ckpt["step"]), (math.inf if best is None else float(best))
