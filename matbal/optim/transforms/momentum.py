@@ -23,48 +23,47 @@ def _check_mu(mu: float, name: str) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {mu!r}")
 
 
-class EMAMomentum(Transform):
+class _Momentum(Transform):
+    """Shared book-keeping: a buffer per parameter, Nesterov or plain output."""
+
+    def __init__(self, momentum: float = 0.95, *, nesterov: bool = True):
+        _check_mu(momentum, "momentum")
+        check_choice(nesterov, "nesterov", (True, False))
+        self.momentum, self.nesterov = float(momentum), nesterov
+
+    def init(self, update):
+        return {"buf": torch.zeros_like(update, memory_format=torch.preserve_format)}
+
+    def apply(self, updates, states, ctx: StepContext):
+        out = []
+        for g, st in zip(updates, states):
+            self._accumulate(st["buf"], g)
+            out.append(self._nesterov(g, st["buf"]) if self.nesterov else st["buf"].clone())
+        return out
+
+
+class EMAMomentum(_Momentum):
     """``B ← lerp(B, G, 1−μ)``; output ``lerp(G, B, μ)`` if ``nesterov`` else ``B``."""
 
     name = "ema_momentum"
 
-    def __init__(self, momentum: float = 0.95, *, nesterov: bool = True):
-        _check_mu(momentum, "momentum")
-        check_choice(nesterov, "nesterov", (True, False))
-        self.momentum, self.nesterov = float(momentum), nesterov
+    def _accumulate(self, buf, g):
+        buf.lerp_(g, 1 - self.momentum)
 
-    def init(self, update):
-        return {"buf": torch.zeros_like(update, memory_format=torch.preserve_format)}
-
-    def apply(self, updates, states, ctx: StepContext):
-        mu, out = self.momentum, []
-        for g, st in zip(updates, states):
-            buf = st["buf"]
-            buf.lerp_(g, 1 - mu)
-            out.append(g.lerp(buf, mu) if self.nesterov else buf.clone())
-        return out
+    def _nesterov(self, g, buf):
+        return g.lerp(buf, self.momentum)
 
 
-class SumMomentum(Transform):
+class SumMomentum(_Momentum):
     """``B ← μB + G``; output ``G + μB`` if ``nesterov`` else ``B``."""
 
     name = "sum_momentum"
 
-    def __init__(self, momentum: float = 0.95, *, nesterov: bool = True):
-        _check_mu(momentum, "momentum")
-        check_choice(nesterov, "nesterov", (True, False))
-        self.momentum, self.nesterov = float(momentum), nesterov
+    def _accumulate(self, buf, g):
+        buf.mul_(self.momentum).add_(g)
 
-    def init(self, update):
-        return {"buf": torch.zeros_like(update, memory_format=torch.preserve_format)}
-
-    def apply(self, updates, states, ctx: StepContext):
-        mu, out = self.momentum, []
-        for g, st in zip(updates, states):
-            buf = st["buf"]
-            buf.mul_(mu).add_(g)
-            out.append(g.add(buf, alpha=mu) if self.nesterov else buf.clone())
-        return out
+    def _nesterov(self, g, buf):
+        return g.add(buf, alpha=self.momentum)
 
 
 def ema_momentum(momentum: float = 0.95, *, nesterov: bool = True) -> EMAMomentum:
