@@ -54,6 +54,7 @@ from .kernels.orthogonalize import (
     output_band,
     polar,
     predict_singular_values,
+    lift_threshold,
     steps_to_accuracy,
     worst_case_error,
 )
@@ -67,7 +68,7 @@ __all__ = [
     # orthogonalization and schedules
     "newton_schulz", "polar", "Schedule", "SCHEDULES", "get_schedule", "cans_cubic",
     "cans_schedule", "compose", "predict_singular_values", "output_band", "worst_case_error",
-    "steps_to_accuracy", "describe",
+    "steps_to_accuracy", "lift_threshold", "describe",
     # metrics
     "svdvals", "frobenius_norm", "stable_rank", "condition_number", "numerical_rank",
     "effective_rank", "x_min", "orthogonality_error", "OrthogonalityError", "imbalance",

@@ -270,3 +270,14 @@ def test_property_scalar_and_exact_step_agree(a, b, c, x):
     assert math.isclose(p(x), a * x + b * x**3 + c * x**5, rel_tol=1e-12, abs_tol=1e-12)
     assert math.isclose(float(exact_step((a, b, c)).eval(sp.Rational(repr(x)))), p(x), rel_tol=1e-12, abs_tol=1e-12)
     assert p(-x) == -p(x)
+
+
+def test_lift_threshold_is_the_first_crossing_of_the_level():
+    from matbal.kernels.orthogonalize.analysis import compose, lift_threshold
+
+    t = lift_threshold("muon", 5)
+    P = compose("muon", 5)
+    assert P(t) >= 0.5 > P(t * (1 - 1e-6))          # EQ-2: Muon NS5 lifts x to 0.5 only from ~1e-3
+    assert 1.0e-3 < t < 1.1e-3
+    assert lift_threshold("cubic", 1, level=10.0) is None   # a level no step reaches
+    assert lift_threshold("polar_express", 6) < t           # a better schedule lifts smaller x

@@ -24,6 +24,7 @@ from .analysis import (
     predict_singular_values,
     step_polynomial,
     steps_to_accuracy,
+    lift_threshold,
     worst_case_error,
 )
 from .newton_schulz import NORMALIZATIONS, newton_schulz, working_dtype
@@ -55,5 +56,6 @@ __all__ = [
     "output_band",
     "worst_case_error",
     "steps_to_accuracy",
+    "lift_threshold",
     "describe",
 ]

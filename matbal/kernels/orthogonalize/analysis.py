@@ -38,6 +38,7 @@ __all__ = [
     "output_band",
     "worst_case_error",
     "steps_to_accuracy",
+    "lift_threshold",
 ]
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -243,3 +244,41 @@ def steps_to_accuracy(
             if worst_case_error(sched, k, lo, hi, apply_safety=apply_safety) <= target:
                 return k
     return None
+
+
+def lift_threshold(
+    schedule: Any = "muon",
+    steps: int | None = None,
+    level: float = 0.5,
+    *,
+    lo: float = 1e-12,
+    apply_safety: bool = True,
+) -> float | None:
+    """Smallest normalized singular value ``x ∈ [lo, 1]`` with ``P_k(x) ≥ level``: the input
+    ``x_min`` a finite NS needs before its smallest direction reaches ``level`` (claim EQ-2).
+
+    Geometric grid (200001 points) for the first crossing, then 60 bisection steps. Returns
+    ``None`` when no ``x`` in ``[lo, 1]`` reaches ``level``. Interval convention as in
+    :func:`output_band`.
+
+    >>> t = lift_threshold("muon", 5)
+    >>> 1.0e-3 < t < 1.1e-3
+    True
+    """
+    check_positive(level, "level")
+    lo, _ = _interval(lo, 1.0)
+    sched = get_schedule(schedule)
+    P = compose(sched, steps)
+    scale = sched.scale if apply_safety else 1.0
+    g = np.geomspace(lo, 1.0, 200_001)
+    ok = P(g / scale) >= level
+    if not ok.any():
+        return None
+    i = int(np.argmax(ok))
+    if i == 0:
+        return float(lo)
+    a, b = float(g[i - 1]), float(g[i])
+    for _ in range(60):
+        c = 0.5 * (a + b)
+        a, b = (a, c) if P(c / scale) >= level else (c, b)
+    return b
