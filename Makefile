@@ -12,7 +12,7 @@ TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.matbal-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test figs lab bench clean-venv
+.PHONY: demo test figs experiments claims lab bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+experiments: $(STAMP)
+	$(PY) experiments/run_all.py
+
+claims: $(STAMP)
+	$(PY) experiments/build_claims.py
+
+figs: $(STAMP)
+	$(PY) paper_figs/build_all.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --quick

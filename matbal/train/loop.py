@@ -16,7 +16,7 @@ scheduler, data generator and RNG states are restored).
 
 >>> from matbal.train import TrainConfig, train
 >>> res = train(TrainConfig(model="mlp", optimizer="muon", steps=20, quiet=True,
-...                         out_dir="/tmp/matbal-doc", run_name="mlp"))  # doctest: +SKIP
+...                         out_dir="runs", run_name="mlp"))  # doctest: +SKIP
 >>> res.final_val_loss < 2.3                                           # doctest: +SKIP
 True
 """

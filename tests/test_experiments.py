@@ -1,0 +1,90 @@
+"""Experiments (quick mode) write well-formed results; every paper figure builds from the committed
+results; the claim registry, the experiment list and the figure list agree."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from matbal import lab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(folder: str, name: str):
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", ROOT / folder / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+RUN_ALL = _load("experiments", "run_all")
+BUILD_ALL = _load("paper_figs", "build_all")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small matrices on a shared machine: one intra-op thread is much faster than two."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("name", RUN_ALL.EXPERIMENTS)
+def test_experiment_quick_mode_writes_well_formed_results(name, tmp_path):
+    mod = _load("experiments", name)
+    assert mod.NAME == name
+    assert set(mod.QUICK) == set(mod.CONFIG), "QUICK must override CONFIG keys only"
+    res = mod.main(quick=True, results_dir=tmp_path)
+    assert (tmp_path / f"{name}.csv").exists() and (tmp_path / f"{name}.json").exists()
+    back = lab.load_results(name, results_dir=tmp_path)
+    assert back == res and len(back.rows) > 0
+    assert back.config == json.loads(json.dumps(mod.QUICK))
+    assert all(set(r) == set(back.columns) for r in back.rows)
+    expected = sorted(c.id for c in lab.CLAIMS if c.experiment == name)
+    assert sorted(c["id"] for c in back.claims) == expected
+    for c in back.claims:
+        assert c["verdict"] in lab.claims.VERDICTS and c["measured"] and c.get("criterion")
+    if not expected:  # a question of our own (or figure data)
+        finding = dict(lab.claims.FINDINGS).get(name)
+        if finding:
+            assert back.summary.get("question") and back.summary.get("finding")
+    assert back.provenance["code_version"]["git_sha"]
+
+
+def test_registry_experiments_and_figures_exist():
+    exps = set(RUN_ALL.EXPERIMENTS)
+    figs = set(BUILD_ALL.FIGURES)
+    for c in lab.CLAIMS:
+        if c.pending:
+            assert c.experiment is None
+            continue
+        assert c.experiment in exps, c.id
+        assert c.figure is None or c.figure in figs, c.id
+    assert all(name in exps for name, _ in lab.claims.FINDINGS)
+    assert all(fig in figs for _, fig in lab.claims.FINDINGS)
+    on_disk = {p.stem for p in (ROOT / "experiments").glob("*.py")} - {"run_all", "build_claims"}
+    assert on_disk == exps
+    assert {p.stem for p in (ROOT / "paper_figs").glob("fig_*.py")} == figs
+
+
+def test_committed_results_exist_for_every_experiment():
+    stored = set(lab.list_results())
+    assert set(RUN_ALL.EXPERIMENTS) <= stored
+    for name in RUN_ALL.EXPERIMENTS:
+        res = lab.load_results(name)
+        assert res.config == json.loads(json.dumps(_load("experiments", name).CONFIG)), (
+            f"{name}: committed results are not from the full configuration; rerun it")
+
+
+@pytest.mark.parametrize("name", BUILD_ALL.FIGURES)
+def test_figure_builds_from_committed_results(name, tmp_path):
+    mod = _load("paper_figs", name)
+    assert set(mod.RESULTS) <= set(lab.list_results())
+    paths = mod.build(out_dir=tmp_path)
+    assert sorted(p.name for p in paths) == [f"{name}.pdf", f"{name}.png"]
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1000
+    assert paths[1].stat().st_size <= 300 * 1024
