@@ -38,6 +38,7 @@ figs: $(STAMP)
 	$(PY) paper_figs/build_all.py
 
 bench: $(STAMP)
+	@$(PY) -c "import ot" 2>/dev/null || $(PY) -m pip install -e ".[bench]"
 	$(PY) benchmarks/run_all.py --quick
 
 lab: $(STAMP)

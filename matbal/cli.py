@@ -1,4 +1,4 @@
-"""``matbal`` command line: ``demo``, ``train``, ``compare`` (each has ``--help``)."""
+"""``matbal`` command line: ``demo``, ``train``, ``compare``, ``store`` (each has ``--help``)."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n", type=int, default=512, help="columns of each matrix (default 512)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    from .instruments.cli import add_store_parser
+
+    add_store_parser(sub)
     # these parse their own arguments (a flat typed config with --key value overrides)
     sub.add_parser("train", add_help=False, help="train a model (matbal train --help)")
     sub.add_parser("compare", add_help=False, help="compare optimizers / sweep lrs (--help)")

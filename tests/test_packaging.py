@@ -28,9 +28,9 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     conda -= {"python", "pip"}
     project = _pyproject()
     runtime = {_name(d) for d in project["dependencies"]}
-    dev = {_name(d) for d in project["optional-dependencies"]["dev"]}
+    extras = {_name(d) for group in project["optional-dependencies"].values() for d in group}
     assert conda == runtime
-    assert pip == dev
+    assert pip == extras
 
 
 def test_environment_yml_versions_agree_with_pyproject():
@@ -41,7 +41,8 @@ def test_environment_yml_versions_agree_with_pyproject():
             if not d.startswith("-e"):
                 specs[CONDA_TO_PIP.get(_name(d), _name(d))] = d.replace(" ", "")
     project = _pyproject()
-    for d in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    extras = [d for group in project["optional-dependencies"].values() for d in group]
+    for d in project["dependencies"] + extras:
         bound = d.replace(" ", "")[len(_name(d)):]
         assert specs[_name(d)].endswith(bound), (d, specs[_name(d)])
 

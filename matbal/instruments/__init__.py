@@ -1,7 +1,11 @@
 """Instruments (layer 4): probes, the store of recorded matrices, analysis over it.
 
-:class:`MatrixStore` (in :mod:`matbal.instruments.store`) keeps recorded tensors on disk:
-safetensors files + an SQLite catalog, crash-safe, no pickle.
+- :class:`Probes` (:mod:`.probes`): spectral metrics of every matrix layer inside training, tidy
+  rows to a sink; :class:`Recorder` puts chosen matrices into a store.
+- :class:`MatrixStore` (:mod:`.store`): recorded tensors on disk — safetensors files + an SQLite
+  catalog, crash-safe, checksummed, no pickle.
+- :func:`analyze_store` (:mod:`.store_analysis`): equilibration effects over a store (tables and
+  figures); ``matbal store ls|show|analyze|export`` on the command line.
 """
 from .store import (
     DuplicateRecordError,
@@ -21,8 +25,17 @@ from .store import (
     UnknownRecordError,
     UnknownRunError,
 )
+from .probes import CSVSink, JSONLSink, MemorySink, Probes, Recorder, read_rows
+from .store_analysis import analyze_store
 
 __all__ = [
+    "Probes",
+    "Recorder",
+    "CSVSink",
+    "JSONLSink",
+    "MemorySink",
+    "read_rows",
+    "analyze_store",
     "MatrixStore",
     "Record",
     "StepBatch",

@@ -38,7 +38,8 @@ TENSORBOARD = ("auto", "on", "off")
 # trajectory of parameters)
 OPERATIONAL_FIELDS = frozenset({"resume", "quiet", "tensorboard", "out_dir", "run_name",
                                 "log_every", "ckpt_every", "threads", "eval_every",
-                                "eval_batches"})
+                                "eval_batches", "probe_every", "probe_exact_every",
+                                "record_every", "record_kinds", "record_bf16"})
 
 
 @dataclass
@@ -76,6 +77,16 @@ class TrainConfig:
     ``out_dir/run_name``, name generated when empty); resume (``""``, ``"auto"`` = this run
     directory's checkpoint if present, or a checkpoint path); quiet (no progress bar);
     tensorboard (``auto`` = write event files when tensorboard is importable).
+
+    Instruments (they never change the trajectory; 0 = off)
+    -------------------------------------------------------
+    probe_every: spectral probes (:class:`matbal.instruments.Probes`) of every matrix layer's
+        grad / momentum / NS input / update every N steps, tidy rows to ``probes.jsonl`` in the run
+        directory; probe_exact_every: exact float64-SVD metrics every N steps (0: 10×probe_every).
+    record_every: record ``record_kinds`` (comma list of grad, momentum, ns_input, update) of every
+        matrix layer every N steps into the matrix store ``store/`` in the run directory
+        (:class:`matbal.instruments.MatrixStore`; ``matbal store ls|analyze`` reads it);
+        record_bf16 stores them as bfloat16.
     """
 
     model: str = "gpt"
@@ -117,6 +128,12 @@ class TrainConfig:
     resume: str = ""
     quiet: bool = False
     tensorboard: str = "auto"
+    # instruments
+    probe_every: int = 0
+    probe_exact_every: int = 0
+    record_every: int = 0
+    record_kinds: str = "grad,momentum"
+    record_bf16: bool = False
 
     def __post_init__(self):
         self.validate()
@@ -147,7 +164,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
-        for name in ("warmup_steps", "ckpt_every", "threads", "seed"):
+        for name in ("warmup_steps", "ckpt_every", "threads", "seed", "probe_every",
+                     "probe_exact_every", "record_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.optimizer == "adamw" and self.adamw_lr is not None:
@@ -166,6 +184,11 @@ class TrainConfig:
         if self.model == "gpt" and self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         self.optimizer_kwargs_dict()  # parses and checks the JSON
+        from ..instruments.probes import KINDS
+
+        bad = [k for k in self.record_kinds.split(",") if k.strip() not in KINDS]
+        if bad:
+            raise ValueError(f"record_kinds must be a comma list of {list(KINDS)}, got {bad}")
         return self
 
     def optimizer_kwargs_dict(self) -> dict[str, Any]:

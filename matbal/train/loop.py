@@ -190,7 +190,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    callbacks = list(callbacks)
+    callbacks = list(callbacks) + _instrument_callbacks(cfg, run_dir, info)
     bar = _progress(cfg, info, start)
     val_loss = last_loss = math.nan
     train_time, steps_run = 0.0, 0
@@ -203,6 +203,9 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
                       "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": None,
                       "step_time_s": None})
 
+    for cb in callbacks:
+        if hasattr(cb, "on_train_begin"):
+            cb.on_train_begin(model, optimizer)
     for t in range(start, end):
         t0 = time.perf_counter()
         x, y = task.batcher.next()
@@ -272,6 +275,25 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         if hasattr(cb, "on_train_end"):
             cb.on_train_end(result)
     return result
+
+
+def _instrument_callbacks(cfg: TrainConfig, run_dir, info: DistInfo) -> list:
+    """Probes / recorder asked for by ``--probe-every`` / ``--record-every`` (one sink and one
+    store per rank: each rank observes only the matrices it owns)."""
+    from ..instruments.probes import JSONLSink, Probes, Recorder
+
+    suffix = "" if info.rank == 0 else f".rank{info.rank}"
+    out = []
+    if cfg.probe_every:
+        exact = cfg.probe_exact_every or 10 * cfg.probe_every
+        out.append(Probes(JSONLSink(run_dir / f"probes{suffix}.jsonl"), every=cfg.probe_every,
+                          exact_every=exact, run=run_dir.name))
+    if cfg.record_every:
+        kinds = tuple(k.strip() for k in cfg.record_kinds.split(","))
+        out.append(Recorder(run_dir / f"store{suffix}", run=run_dir.name, kinds=kinds,
+                            every=cfg.record_every, if_exists="skip",
+                            storage_dtype=torch.bfloat16 if cfg.record_bf16 else None))
+    return out
 
 
 def _mean_over_ranks(x: float, device, info: DistInfo) -> float:
