@@ -100,8 +100,11 @@ def _start(kern: Kernel, live: torch.Tensor) -> torch.Tensor:
 
 def max_abs(x: torch.Tensor, dtype: torch.dtype, name: str = "x") -> torch.Tensor:
     """Per-matrix max-abs entry in ``dtype`` (one pass, no |x| copy); refuses NaN/Inf, naming
-    ``name`` (NaN propagates through min/max, so this doubles as the finiteness check)."""
-    lo, hi = torch.aminmax(x.reshape(x.shape[:-2] + (-1,)), dim=-1)
+    ``name`` (NaN propagates through min/max, so this doubles as the finiteness check).
+    ``amax``/``amin`` over both dims: bit-identical to ``aminmax`` and up to 6× faster on CPU
+    (``torch.aminmax`` over a reshaped last dim takes a slow reduction path; benchmarks/
+    bench_proposals.py)."""
+    hi, lo = x.amax(dim=(-2, -1)), x.amin(dim=(-2, -1))
     s = torch.maximum(hi.to(dtype), -lo.to(dtype))
     if not bool(torch.isfinite(s).all()):
         raise ValueError(f"{name} contains NaN or Inf")
