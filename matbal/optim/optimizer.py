@@ -86,13 +86,15 @@ class ChainOptimizer(torch.optim.Optimizer):
         return loss
 
     def _step_group(self, group: dict) -> None:
-        params, names = [], []
-        for p, name in zip(group["params"], group["names"]):
-            if p.grad is None:
-                continue
+        live = [(p, name) for p, name in zip(group["params"], group["names"])
+                if p.grad is not None]
+        for p, name in live:
             if p.grad.is_sparse:
                 raise RuntimeError(f"parameter {name}: sparse gradients are not supported")
-            if not bool(torch.isfinite(p.grad).all()):
+        bad = _nonfinite([p.grad for p, _ in live])
+        params, names = [], []
+        for i, (p, name) in enumerate(live):
+            if i in bad:
                 if self.nonfinite == "raise":
                     raise FloatingPointError(
                         f"non-finite gradient (NaN/Inf) in parameter {name}; pass "
@@ -119,8 +121,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix)
         out = chain(updates, states, ctx)
         lr = float(group["lr"])
-        for p, u in zip(params, out):
-            p.add_(u.reshape(p.shape).to(p.dtype), alpha=-lr)
+        torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
+                            alpha=-lr)
 
     # --- serialization -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -150,3 +152,14 @@ class ChainOptimizer(torch.optim.Optimizer):
             for k, v in st.items():
                 if isinstance(v, torch.Tensor):
                     self.state[p][k] = v.to(device=p.device, copy=True)
+
+
+def _nonfinite(grads: list[torch.Tensor]) -> set[int]:
+    """Indices of gradients holding NaN/Inf: one fused max-abs pass over the list (max|g| is
+    NaN/Inf exactly when some entry is; it cannot overflow), per-tensor only on failure."""
+    if not grads:
+        return set()
+    maxabs = torch._foreach_norm(grads, float("inf"))
+    if bool(torch.isfinite(torch.stack([m.float() for m in maxabs])).all()):
+        return set()
+    return {i for i, m in enumerate(maxabs) if not bool(torch.isfinite(m))}

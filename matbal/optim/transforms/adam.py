@@ -36,15 +36,25 @@ class ScaleByAdam(Transform):
 
     def apply(self, updates, states, ctx: StepContext):
         b1, b2 = self.betas
-        out = []
-        for g, st, t in zip(updates, states, ctx.steps):
-            m, v = st["exp_avg"], st["exp_avg_sq"]
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        ms = [st["exp_avg"] for st in states]
+        vs = [st["exp_avg_sq"] for st in states]
+        # foreach kernels: the same elementwise operations as torch.optim.adam's single-tensor
+        # loop (so float64 results equal torch.optim.AdamW's), with one dispatch per list
+        torch._foreach_lerp_(ms, updates, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, updates, updates, value=1 - b2)
+        out: list = [None] * len(updates)
+        for t in sorted(set(ctx.steps)):  # parameters of a group usually share one step count
+            idx = [i for i, s in enumerate(ctx.steps) if s == t]
             bc1 = 1 - b1**t
             bc2_sqrt = (1 - b2**t) ** 0.5
-            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-            out.append(m.div(denom).div_(bc1))
+            denom = torch._foreach_sqrt([vs[i] for i in idx])
+            torch._foreach_div_(denom, bc2_sqrt)
+            torch._foreach_add_(denom, self.eps)
+            res = torch._foreach_div([ms[i] for i in idx], denom)
+            torch._foreach_div_(res, bc1)
+            for i, r in zip(idx, res):
+                out[i] = r
         return out
 
 
