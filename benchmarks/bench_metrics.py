@@ -8,7 +8,7 @@ from benchmarks import _common as C
 
 
 def main(quick: bool = True, full: bool = False) -> list[dict]:
-    m, n = (512, 2048) if quick else (1024, 4096)
+    m, n = (256, 1024) if quick else (1024, 4096)
     mats = {"gaussian": syn.gaussian(m, n, seed=0),
             "geometric κ=1e3": syn.prescribed_spectrum(m, n, syn.geometric_spectrum(m, kappa=1e3), seed=0)}
     rows = []

@@ -35,10 +35,9 @@ def _scipy_polar(xn):
 
 
 def shapes_table(quick: bool, full: bool) -> list[dict]:
-    shapes = [(256, 1024), (512, 2048), (1024, 4096)]
+    shapes = [(256, 1024), (512, 2048)]
     if not quick:
-        shapes.insert(2, (768, 3072))
-        shapes.append((2048, 8192))
+        shapes += [(768, 3072), (1024, 4096), (2048, 8192)]
     if full:
         shapes.append((4096, 11008))
     peak = C.machine_limits(quick)["sgemm_gflops"]

@@ -1,6 +1,6 @@
 """Optimizer steps: every ``matbal.optim.PRESETS`` entry vs ``torch.optim.AdamW`` on the matrix
-shapes of a small GPT (full: width 768, 12 layers; default: width 512, 2 layers; quick: width 256, 2 layers), side by side; and
-matbal ``muon`` vs ``torch.optim.Muon`` (bf16 NS) on one 1024×4096 matrix (quick: 512×2048),
+shapes of a small GPT (full: width 768, 12 layers; default: width 512, 2 layers; quick: width 128, 2 layers), side by side; and
+matbal ``muon`` vs ``torch.optim.Muon`` (bf16 NS) on one 1024×4096 matrix (quick: 256×1024),
 torch's step measured once (minutes)."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _params(shapes, seed=0):
 
 
 def gpt_table(quick: bool, full: bool) -> list[dict]:
-    width, layers = (256, 2) if quick else ((768, 12) if full else (512, 2))
+    width, layers = (128, 2) if quick else ((768, 12) if full else (512, 2))
     shapes = gpt_shapes(width, layers)
     opts = {}
     for name, ctor in PRESETS.items():
@@ -46,7 +46,7 @@ def gpt_table(quick: bool, full: bool) -> list[dict]:
 
 
 def muon_vs_torch(quick: bool) -> list[dict]:
-    m, n = (512, 2048) if quick else (1024, 4096)
+    m, n = (256, 1024) if quick else (1024, 4096)
     from matbal.optim import muon
 
     def mk():

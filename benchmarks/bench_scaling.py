@@ -24,8 +24,8 @@ def main(quick: bool = True, full: bool = False) -> list[dict]:
     reps = 3
     ns = lambda x: matbal.newton_schulz(x, steps=5)
     rc = lambda x: matbal.racs(x, p=2, steps=5)
-    ms = [256, 512, 1024] if quick else [256, 512, 1024, 2048]
-    nsz = [2048, 4096, 8192] if quick else [2048, 4096, 8192, 16384]
+    ms = [128, 256, 512] if quick else [256, 512, 1024, 2048]
+    nsz = [1024, 2048, 4096] if quick else [2048, 4096, 8192, 16384]
     bs = [1, 2, 4] if quick else [1, 2, 4, 8]
     rows = [
         _series("newton_schulz", "m (n=4096)" if quick else "m (n=8192)", ms,
