@@ -33,3 +33,21 @@ def test_bad_record_kinds_is_refused(tmp_path):
         tiny(tmp_path, "bad", record_kinds="grad,weights")
     with pytest.raises(ValueError, match="probe_every"):
         TrainConfig(probe_every=-1)
+
+
+def test_rerun_into_a_recorded_run_dir_is_refused(tmp_path):
+    train(tiny(tmp_path, "r", steps=4, record_every=2))
+    with pytest.raises(FileExistsError, match="already holds"):
+        train(tiny(tmp_path, "r", steps=4, record_every=2))
+
+
+def test_resume_keeps_probe_rows_without_duplicates(tmp_path):
+    full = train(tiny(tmp_path, "full", steps=10, probe_every=2))
+    cfg = tiny(tmp_path, "cut", steps=10, probe_every=2, ckpt_every=4)
+    train(cfg, stop_at=6)  # interrupted after step 6; last checkpoint at step 6
+    train(tiny(tmp_path, "cut", steps=10, probe_every=2, ckpt_every=4, resume="auto"))
+    key = lambda r: (r["step"], r["layer"], r["kind"], r["metric"])  # noqa: E731
+    cut = read_rows(tmp_path / "cut" / "probes.jsonl")
+    ref = read_rows(full.run_dir / "probes.jsonl")
+    assert len({key(r) for r in cut}) == len(cut)  # no duplicated row
+    assert sorted(map(key, cut)) == sorted(map(key, ref))

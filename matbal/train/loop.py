@@ -23,7 +23,9 @@ True
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -190,7 +192,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    callbacks = list(callbacks) + _instrument_callbacks(cfg, run_dir, info)
+    callbacks = list(callbacks) + _instrument_callbacks(cfg, run_dir, info, start)
     bar = _progress(cfg, info, start)
     val_loss = last_loss = math.nan
     train_time, steps_run = 0.0, 0
@@ -277,21 +279,44 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     return result
 
 
-def _instrument_callbacks(cfg: TrainConfig, run_dir, info: DistInfo) -> list:
+def _instrument_callbacks(cfg: TrainConfig, run_dir, info: DistInfo, start: int) -> list:
     """Probes / recorder asked for by ``--probe-every`` / ``--record-every`` (one sink and one
-    store per rank: each rank observes only the matrices it owns)."""
-    from ..instruments.probes import JSONLSink, Probes, Recorder
+    store per rank: each rank observes only the matrices it owns).
+
+    Nothing stale survives: probe rows after ``start`` (the step resumed from; 0 for a fresh run)
+    are dropped, as ``metrics.jsonl`` drops its rows; a fresh run into a directory whose store
+    already holds records is refused rather than mixing two trajectories (on resume, re-recorded
+    steps are skipped: the resumed trajectory is bit-identical)."""
+    from ..instruments.probes import JSONLSink, Probes, Recorder, read_rows
+    from ..instruments.store import MatrixStore, StoreNotFoundError
 
     suffix = "" if info.rank == 0 else f".rank{info.rank}"
     out = []
     if cfg.probe_every:
+        path = run_dir / f"probes{suffix}.jsonl"
+        if path.exists():
+            keep = [r for r in read_rows(path) if r["step"] <= start]
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            os.replace(tmp, path)
         exact = cfg.probe_exact_every or 10 * cfg.probe_every
-        out.append(Probes(JSONLSink(run_dir / f"probes{suffix}.jsonl"), every=cfg.probe_every,
-                          exact_every=exact, run=run_dir.name))
+        out.append(Probes(JSONLSink(path), every=cfg.probe_every, exact_every=exact,
+                          run=run_dir.name))
     if cfg.record_every:
+        store_path = run_dir / f"store{suffix}"
+        if start == 0:
+            try:
+                with MatrixStore(store_path, mode="r") as existing:
+                    n_old = len(existing)
+            except StoreNotFoundError:
+                n_old = 0
+            if n_old:
+                raise FileExistsError(
+                    f"{store_path} already holds {n_old} recorded matrices from an earlier run; "
+                    "use a new --run-name, or --resume auto to continue that run")
         kinds = tuple(k.strip() for k in cfg.record_kinds.split(","))
-        out.append(Recorder(run_dir / f"store{suffix}", run=run_dir.name, kinds=kinds,
-                            every=cfg.record_every, if_exists="skip",
+        out.append(Recorder(store_path, run=run_dir.name, kinds=kinds, every=cfg.record_every,
+                            if_exists="skip",
                             storage_dtype=torch.bfloat16 if cfg.record_bf16 else None))
     return out
 
