@@ -8,18 +8,22 @@ import sys
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out, m=args.m, n=args.n, seed=args.seed)
+    run_demo(out_dir=args.out, m=args.m, n=args.n, seed=args.seed, train_steps=args.train_steps,
+             threads=args.threads)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matbal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="spectral study of synthetic matrices: a table and a figure")
+    demo = sub.add_parser("demo", help="a tour: kernels on synthetic matrices, a short training run with probes and the store")
     demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     demo.add_argument("--m", type=int, default=256, help="rows of each matrix (default 256)")
     demo.add_argument("--n", type=int, default=512, help="columns of each matrix (default 512)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--train-steps", type=int, default=40,
+                      help="steps of the training part of the tour (0 skips it; default 40)")
+    demo.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     demo.set_defaults(func=_demo)
     from .instruments.cli import add_store_parser
 
