@@ -1,6 +1,7 @@
 """Run every experiment (full configuration unless --quick), then rewrite CLAIMS.md.
 
-    python experiments/run_all.py            # all, ~5 min on 2 CPU cores
+    python experiments/run_all.py            # all: ~5 min of kernel experiments + ~20 min of
+                                             # training (EQ-5, REG-2, REG-3, RM-1) on 1 CPU thread
     python experiments/run_all.py --only eq1_row_mismatch sk1_sinkhorn_rate
     python experiments/run_all.py --quick    # seconds; results to out/experiments_quick/
 """
@@ -16,10 +17,14 @@ HERE = Path(__file__).resolve().parent
 #: Every experiment script, in the order of the claim table, then our own questions.
 EXPERIMENTS = [
     "eq1_row_mismatch", "eq2_xmin_governs", "eq3_invariance", "eq4_row_vs_polar",
-    "eq6_intrinsic_low_rank", "mu1_muon_band", "mu2_update_rms", "nm1_row_norms",
-    "pe1_polar_express_band", "pe2_steps_to_accuracy", "ca1_cans_cubic", "sk1_sinkhorn_rate",
-    "sk2_sinkhorn_stall", "reg1_racs_kappa", "ns_bands", "balance_limits",
+    "eq5_muoneq_gpt", "eq6_intrinsic_low_rank", "mu1_muon_band", "mu2_update_rms",
+    "nm1_row_norms", "pe1_polar_express_band", "pe2_steps_to_accuracy", "ca1_cans_cubic",
+    "sk1_sinkhorn_rate", "sk2_sinkhorn_stall", "reg1_racs_kappa", "reg2_adamw_cosine",
+    "reg3_finetune_shift", "rm1_row_vs_polar_momenta", "ns_bands", "balance_limits",
 ]
+#: The ones that train models (their runs are cached under out/runs/; see matbal.lab.training).
+TRAINING = ["eq5_muoneq_gpt", "reg2_adamw_cosine", "reg3_finetune_shift",
+            "rm1_row_vs_polar_momenta"]
 
 
 def load(name: str):

@@ -7,7 +7,11 @@ claim it settles — built by :func:`verdict` — with the measured numbers in w
 - ``"holds"`` — every pre-registered criterion of the experiment is met;
 - ``"fails"`` — a criterion is violated (reported as failing, never softened);
 - ``"holds under conditions"`` — true on part of the tested range; ``conditions`` says which part;
-- ``"pending"`` — not measured yet (training claims).
+- ``"pending"`` — not measured yet.
+
+The training claims (EQ-5, REG-2, REG-3, RM-1) are settled by experiments that train the char GPT
+of :mod:`matbal.train` (``experiments/eq5_*.py``, ``reg2_*``, ``reg3_*``, ``rm1_*``; shared steps
+in :mod:`matbal.lab.training`); their measured column states the scale.
 
 :func:`render_claims_md` joins the registry with the stored records into CLAIMS.md (nothing typed
 by hand, so the table cannot drift from the results); ``python experiments/build_claims.py``
@@ -57,7 +61,7 @@ CLAIMS: tuple[Claim, ...] = (
           "orthogonal; error grows toward square shapes", "MuonEq, RMNP", "eq4_row_vs_polar",
           "fig_eq4_row_vs_polar"),
     Claim("EQ-5", "MuonEq-R trains faster / to lower validation loss than Muon, which beats AdamW "
-          "(1B: 2.555 / 2.570 / 2.689)", "MuonEq", pending=PENDING_TRAINING),
+          "(1B: 2.555 / 2.570 / 2.689)", "MuonEq", "eq5_muoneq_gpt", "fig_eq5_loss_curves"),
     Claim("EQ-6", "balancing does not help when ill-conditioning is intrinsic low rank",
           "(to find out)", "eq6_intrinsic_low_rank", "fig_balance_limits"),
     Claim("MU-1", "Muon NS5 maps [1e-2, 1] into ≈[0.68, 1.13] and never converges", "Muon",
@@ -79,11 +83,11 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("REG-1", "RACS lowers κ \"less drastically\" than polar: 1 < κ(RACS(M)) ≪ κ(M)", "REG",
           "reg1_racs_kappa", "fig_equilibration_gallery"),
     Claim("REG-2", "the REG update direction is closer to AdamW's than Muon's (cosine on recorded "
-          "momenta)", "REG", pending=PENDING_TRAINING),
+          "momenta)", "REG", "reg2_adamw_cosine", "fig_reg2_adamw_cosine"),
     Claim("REG-3", "fine-tuning an AdamW-pretrained model: REG keeps AdamW-like behaviour where Muon "
-          "degrades", "REG", pending=PENDING_TRAINING),
+          "degrades", "REG", "reg3_finetune_shift", "fig_reg3_finetune"),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
-          pending=PENDING_TRAINING),
+          "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
 )
 
 #: Experiments that answer a question of our own (no claim id): rendered as findings.

@@ -9,6 +9,13 @@ encoded corpus is cached in ``$MATBAL_CACHE`` or ``$XDG_CACHE_HOME/matbal`` or
 ``~/.cache/matbal`` (never in the repository), keyed by a hash of the file list, sizes and mtimes.
 Split: the first ``1 − val_frac`` of the characters train, the tail validates (deterministic).
 
+A second, shifted text for fine-tuning experiments (REG-3): :func:`pydoc_topics_text`, the Python
+documentation topics bundled with the standard library (``pydoc_data.topics``: English prose with
+code samples, ≈ 0.47 M characters on CPython 3.11). :func:`char_corpus` names the corpora
+(:data:`CORPORA`): ``"stdlib"`` is :func:`stdlib_corpus` unchanged (its own vocabulary);
+``"code"`` (the same stdlib source) and ``"docs"`` (the pydoc topics) are encoded in one *shared*
+vocabulary — the union of both texts' characters — so a model trained on one runs on the other.
+
 Batches
 -------
 :class:`TokenBatcher` draws a *global* batch of ``B`` random windows of length ``T + 1`` from its own
@@ -38,7 +45,11 @@ import numpy as np
 import torch
 
 __all__ = ["CharCorpus", "stdlib_corpus", "stdlib_files", "cache_dir", "TokenBatcher",
-           "ArrayBatcher", "Digits", "load_digits_split"]
+           "ArrayBatcher", "Digits", "load_digits_split", "CORPORA", "char_corpus",
+           "pydoc_topics_text"]
+
+#: Corpus names for :func:`char_corpus` (module docstring).
+CORPORA = ("stdlib", "code", "docs")
 
 
 def cache_dir() -> Path:
@@ -131,6 +142,53 @@ def stdlib_corpus(*, val_frac: float = 0.1, use_cache: bool = True) -> CharCorpu
     n_val = int(round(val_frac * data.numel()))
     return CharCorpus(train=data[:-n_val], val=data[-n_val:], vocab=vocab,
                       source=f"{len(files)} top-level *.py files of {files[0].parent}")
+
+
+def pydoc_topics_text() -> str:
+    """The documentation topics bundled with pydoc (``pydoc_data.topics.topics``): the texts
+    sorted by topic name, joined by ``"\\n"``. Deterministic for a given Python; no download."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as e:  # pragma: no cover - part of every CPython install
+        raise FileNotFoundError("pydoc_data.topics is not available in this Python") from e
+    return "\n".join(topics[k] for k in sorted(topics))
+
+
+def _split(data: torch.Tensor, val_frac: float) -> tuple[torch.Tensor, torch.Tensor]:
+    n_val = int(round(val_frac * data.numel()))
+    return data[:-n_val], data[-n_val:]
+
+
+def char_corpus(name: str = "stdlib", *, val_frac: float = 0.1, use_cache: bool = True
+                ) -> CharCorpus:
+    """A character corpus by name (:data:`CORPORA`): ``"stdlib"`` = :func:`stdlib_corpus`;
+    ``"code"`` / ``"docs"`` = the stdlib source / the pydoc topics in the shared code+docs
+    vocabulary (sorted union of both texts' characters). Split as :func:`stdlib_corpus`: the tail
+    ``val_frac`` of the characters validates.
+
+    >>> code, docs = char_corpus("code"), char_corpus("docs")       # doctest: +SKIP
+    >>> code.vocab == docs.vocab                                      # doctest: +SKIP
+    True
+    """
+    if name not in CORPORA:
+        raise ValueError(f"name must be one of {list(CORPORA)}, got {name!r}")
+    base = stdlib_corpus(val_frac=val_frac, use_cache=use_cache)
+    if name == "stdlib":
+        return base
+    docs_text = pydoc_topics_text()
+    vocab = "".join(sorted(set(base.vocab) | set(docs_text)))
+    dtype = torch.uint8 if len(vocab) <= 256 else torch.int16
+    if name == "code":  # the stdlib ids re-mapped into the shared vocabulary (same split)
+        lut = torch.tensor([vocab.index(c) for c in base.vocab], dtype=torch.long)
+        return CharCorpus(train=lut[base.train.long()].to(dtype), val=lut[base.val.long()].to(dtype),
+                          vocab=vocab, source=base.source + " (shared code+docs vocabulary)")
+    codepoints = np.frombuffer(docs_text.encode("utf-32-le"), dtype=np.uint32)
+    uniq = np.array([ord(c) for c in vocab], dtype=np.uint32)
+    ids = torch.from_numpy(np.searchsorted(uniq, codepoints).astype(np.int64)).to(dtype)
+    train, val = _split(ids, val_frac)
+    return CharCorpus(train=train, val=val, vocab=vocab,
+                      source=f"pydoc_data.topics ({len(docs_text)} characters; shared code+docs "
+                             f"vocabulary)")
 
 
 class TokenBatcher:

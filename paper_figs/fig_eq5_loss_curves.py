@@ -1,0 +1,72 @@
+"""Validation loss of the char GPT under AdamW, Muon, MuonEq-R/RC and the scale-matched Muon
+control: mean ± std over seeds (EQ-5).
+
+Reads ``eq5_muoneq_gpt`` only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from matbal.lab import figure, figure_cli, label_panels, load_results, savefig
+from matbal.lab.training import OPTIMIZER_COLORS, OPTIMIZER_LABELS
+
+NAME = "fig_eq5_loss_curves"
+RESULTS = ["eq5_muoneq_gpt"]
+
+
+def _band(res, arm, key):
+    rows = [r for r in res.where(record="curve", arm=arm) if r.get(key) is not None]
+    steps = sorted({r["step"] for r in rows})
+    vals = np.array([[r[key] for r in rows if r["step"] == t] for t in steps])
+    return np.array(steps), vals.mean(1), vals.std(1, ddof=1) if vals.shape[1] > 1 else 0 * vals[:, 0]
+
+
+def build(out_dir=None, results_dir=None):
+    res = load_results("eq5_muoneq_gpt", results_dir=results_dir)
+    arms = [a["label"] for a in res.config["arms"]]
+    fig, axes = figure(1, 3, width=7.0, height=2.5)
+    steps_total = res.config["steps"]
+    for arm in arms:
+        steps, mean, std = _band(res, arm, "val_loss")
+        ls = "--" if arm == "muon-moonlight-scale" else "-"
+        for ax in axes[:2]:
+            ax.plot(steps, mean, color=OPTIMIZER_COLORS[arm], ls=ls, label=OPTIMIZER_LABELS[arm])
+            ax.fill_between(steps, mean - std, mean + std, color=OPTIMIZER_COLORS[arm], alpha=0.2,
+                            lw=0)
+    axes[0].set_ylabel("validation loss (nats / char)")
+    axes[0].set_title(f"mean ± std over {len(res.config['seeds'])} seeds")
+    lo = steps_total // 2
+    zoom = [r["val_loss"] for r in res.where(record="curve") if r.get("val_loss") is not None
+            and r["step"] >= lo]
+    axes[1].set_xlim(lo, steps_total * 1.01)
+    if zoom:
+        axes[1].set_ylim(min(zoom) - 0.02, max(zoom) + 0.02)
+    axes[1].set_title(f"zoom: steps ≥ {lo}")
+    for ax in axes[:2]:
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=6, loc="upper right")
+    tab = res.summary["table"]
+    near = [a for a in arms if a != "adamw"]  # AdamW is far above: shown as text, off scale
+    for i, arm in enumerate(near):
+        m, s = tab[arm]["final_val_loss"]
+        axes[2].errorbar(i, m, yerr=s, fmt="o", color=OPTIMIZER_COLORS[arm], capsize=3)
+        axes[2].text(i + 0.12, m, f"{m:.3f}", ha="left", va="center", fontsize=6)
+    axes[2].set_xticks(range(len(near)))
+    axes[2].set_xticklabels([f"{OPTIMIZER_LABELS[a].replace(', ', chr(10))}\n"
+                             f"{tab[a]['interleaved_step_ms']:.0f} ms/step" for a in near],
+                            rotation=30, ha="right", fontsize=5.5)
+    axes[2].set_xlim(-0.5, len(near) - 0.2)
+    ma, sa = tab["adamw"]["final_val_loss"]
+    axes[2].set_title(f"final, mean ± std; off scale: AdamW\n{ma:.3f} ± {sa:.3f}, "
+                      f"{tab['adamw']['interleaved_step_ms']:.0f} ms/step", fontsize=6.5, loc="right")
+    axes[2].set_ylabel("final validation loss")
+    p = res.summary["paper_1b"]
+    fig.suptitle(f"EQ-5 at small scale: {res.summary['scale']}\n(the paper's 1B-parameter "
+                 f"runs: MuonEq-R {p['muoneq-r']}, Muon {p['muon']}, AdamW {p['adamw']}); "
+                 f"step times measured round-robin", fontsize=7)
+    label_panels(axes)
+    return savefig(fig, NAME, out_dir=out_dir)
+
+
+if __name__ == "__main__":
+    figure_cli(build)

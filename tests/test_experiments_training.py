@@ -1,0 +1,129 @@
+"""The training experiments (EQ-5, REG-2, REG-3, RM-1): quick modes train tiny GPTs and write
+well-formed results with a verdict and its criterion; their figures build from the committed
+results; the shared helpers of :mod:`matbal.lab.training` keep their contracts (a recorded run is
+observed from step 1, the offline replay equals the probes' own cosine, runs are reused only for
+an identical request); the shifted-task data option keeps the default corpus unchanged."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from matbal import lab
+from matbal.lab import training as T
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = {"eq5_muoneq_gpt": ["EQ-5"], "reg2_adamw_cosine": ["REG-2"],
+            "reg3_finetune_shift": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"]}
+FIGURES = {"fig_eq5_loss_curves": "eq5_muoneq_gpt", "fig_reg2_adamw_cosine": "reg2_adamw_cosine",
+           "fig_reg3_finetune": "reg3_finetune_shift",
+           "fig_rm1_row_vs_polar": "rm1_row_vs_polar_momenta"}
+
+
+def _load(folder: str, name: str):
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", ROOT / folder / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def quick_dir(tmp_path_factory):
+    """Every quick run into one folder (REG-2 and RM-1 share the recorded runs there)."""
+    d = tmp_path_factory.mktemp("training_quick")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        d_res = {name: _load("experiments", name).main(quick=True, results_dir=d)
+                 for name in TRAINING}
+    finally:
+        torch.set_num_threads(n)
+    (d / "returned.json").write_text(json.dumps(sorted(d_res)))
+    return d
+
+
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_training_experiment_quick_mode(name, quick_dir):
+    mod = _load("experiments", name)
+    assert mod.NAME == name and set(mod.QUICK) == set(mod.CONFIG)
+    assert name in json.loads((quick_dir / "returned.json").read_text())
+    back = lab.load_results(name, results_dir=quick_dir)
+    assert back.rows and back.config == json.loads(json.dumps(mod.QUICK))
+    assert [c["id"] for c in back.claims] == TRAINING[name]
+    c = back.claims[0]
+    assert c["verdict"] in ("holds", "fails", "holds under conditions")
+    assert c["measured"] and c["criterion"]
+    # the runs live beside the quick results, never in experiments/results
+    assert (quick_dir / "_runs").is_dir()
+    assert not (ROOT / "experiments" / "results" / "_runs").exists()
+
+
+def test_quick_results_have_the_numbers_the_figures_read(quick_dir):
+    eq5 = lab.load_results("eq5_muoneq_gpt", results_dir=quick_dir)
+    assert {r["arm"] for r in eq5.where(record="run")} == {a["label"] for a in eq5.config["arms"]}
+    assert all(len(v["final_val_loss"]) == 2 for v in eq5.summary["table"].values())
+    reg2 = lab.load_results("reg2_adamw_cosine", results_dir=quick_dir)
+    assert all(-1 <= r["cos_adamw"] <= 1 for r in reg2.rows)
+    assert reg2.summary["probe_vs_replay_max_abs"] < 1e-6  # replay == the probes' own cosine
+    assert min(reg2.column("step")) == 1  # step 1 recorded (attached before the first step)
+    rm1 = lab.load_results("rm1_row_vs_polar_momenta", results_dir=quick_dir)
+    assert {r["layer_type"] for r in rm1.rows} >= set(T.LAYER_TYPES)
+    reg3 = lab.load_results("reg3_finetune_shift", results_dir=quick_dir)
+    assert {r["record"] for r in reg3.rows} == {"sweep", "final", "curve", "weights"}
+
+
+@pytest.mark.parametrize("fig", list(FIGURES))
+def test_training_figure_builds_from_committed_results(fig, tmp_path):
+    mod = _load("paper_figs", fig)
+    paths = mod.build(out_dir=tmp_path)
+    png = [p for p in paths if p.suffix == ".png"][0]
+    assert png.exists() and png.stat().st_size <= 300 * 1024
+    assert FIGURES[fig] in mod.RESULTS
+
+
+def test_committed_training_results_are_full_configuration():
+    for name in TRAINING:
+        res = lab.load_results(name)
+        assert res.config == json.loads(json.dumps(_load("experiments", name).CONFIG)), name
+
+
+def test_run_arm_reuses_only_an_identical_request(tmp_path):
+    from matbal.train import TrainConfig
+
+    base = TrainConfig(model="mlp", steps=3, warmup_steps=1, mlp_hidden=8, device="cpu")
+    a = T.run_arm(base, T.Arm("a", "adamw", lr=1e-3), 0, out_dir=tmp_path)
+    b = T.run_arm(base, T.Arm("a", "adamw", lr=1e-3), 0, out_dir=tmp_path)
+    c = T.run_arm(base, T.Arm("a", "adamw", lr=2e-3), 0, out_dir=tmp_path)
+    assert not a["reused"] and b["reused"] and not c["reused"]
+    assert b["final_val_loss"] == a["final_val_loss"] and c["lr"] == 2e-3
+
+
+def test_separation_and_layer_type():
+    s = T.separation([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])
+    assert s["lower"] and s["diff"] == pytest.approx(1.0) and s["sigma"] == pytest.approx(0.1 * 2 ** 0.5)
+    assert not T.separation([1.0, 1.5], [1.2, 1.0])["lower"]
+    assert T.layer_type("transformer.h.0.attn.c_proj.weight") == "attn.c_proj"
+
+
+def test_shifted_corpora_share_a_vocabulary_and_default_is_unchanged():
+    from matbal.train.data import char_corpus, stdlib_corpus
+    from matbal.train.tasks import TaskConfig
+
+    base, code, docs = stdlib_corpus(), char_corpus("code"), char_corpus("docs")
+    assert torch.equal(char_corpus("stdlib").val, base.val)
+    assert code.vocab == docs.vocab and set(base.vocab) <= set(code.vocab)
+    assert code.decode(code.val[:200]) == base.decode(base.val[:200])
+    assert docs.train.numel() > 100_000
+    with pytest.raises(ValueError, match="data must be one of"):
+        TaskConfig(data="wiki")
+    with pytest.raises(ValueError, match="init_from"):
+        TaskConfig(init_from="/no/such/checkpoint.pt")
