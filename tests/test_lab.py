@@ -119,3 +119,14 @@ def test_claims_md_is_up_to_date_with_stored_results():
 def test_claim_ids_parser():
     text = "## 3. x\n| A-1 | no |\n## 4. Claims\n| id | c |\n|---|---|\n| EQ-1 | a |\n| SK-2 | b |\n## 5. y\n| Z-1 | z |\n"
     assert lab.claim_ids_in_science(text) == ["EQ-1", "SK-2"]
+
+
+def test_saved_results_carry_no_path_of_this_machine(tmp_path):
+    from matbal.lab.results import REPO_ROOT
+
+    inside = str(REPO_ROOT / "out" / "runs" / "x")
+    res = lab.save_results("paths", [{"run_dir": inside}], {"dir": inside, "p": REPO_ROOT / "a"},
+                           results_dir=tmp_path)
+    text = (tmp_path / "paths.json").read_text() + (tmp_path / "paths.csv").read_text()
+    assert str(REPO_ROOT) not in text
+    assert "out/runs/x" in text

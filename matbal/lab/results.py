@@ -145,15 +145,27 @@ def _parse(s: str, kind: str) -> Any:
     return s
 
 
+def _portable(text: str) -> str:
+    """A path inside the repository becomes repo-relative: stored results never carry a path of
+    the machine that made them."""
+    root = str(REPO_ROOT) + os.sep
+    return text.replace(root, "") if root in text else text
+
+
 def _json_safe(obj: Any) -> Any:
-    """JSON-ready copy: tuples → lists, numpy/torch scalars → numbers, non-finite floats → str."""
+    """JSON-ready copy: tuples → lists, numpy/torch scalars → numbers, non-finite floats → str,
+    paths inside the repository → repo-relative (:func:`_portable`)."""
     if isinstance(obj, Mapping):
         return {str(k): _json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)
-    if obj is None or isinstance(obj, (bool, int, str)):
+    if isinstance(obj, str):
+        return _portable(obj)
+    if isinstance(obj, os.PathLike):
+        return _portable(os.fspath(obj))
+    if obj is None or isinstance(obj, (bool, int)):
         return obj
     if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:
         return _json_safe(obj.item())
@@ -224,7 +236,8 @@ def save_results(
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"name must be letters, digits, '_', '.', '-' (not starting with a symbol), "
                          f"got {name!r}")
-    plain = [{str(k): _plain(v) for k, v in dict(r).items()} for r in rows]
+    plain = [{str(k): _json_safe(_plain(v)) if isinstance(_plain(v), str) else _plain(v)
+              for k, v in dict(r).items()} for r in rows]
     columns: dict[str, set[str]] = {}
     for r in plain:
         for k, v in r.items():
@@ -249,7 +262,7 @@ def save_results(
         "claims": _json_safe([dict(c) for c in claims]),
         "columns": types,
         "n_rows": len(plain),
-        "provenance": provenance(),
+        "provenance": _json_safe(provenance()),
     }
     out = _resolve_dir(results_dir)
     out.mkdir(parents=True, exist_ok=True)
