@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matbal.lab import figure, figure_cli, label_panels, load_results, savefig
+from matbal.lab import figure, figure_cli, label_panels, load_results, savefig, seed_band
 from matbal.lab.training import OPTIMIZER_COLORS, OPTIMIZER_LABELS
 
 NAME = "fig_eq5_loss_curves"
@@ -15,10 +15,7 @@ RESULTS = ["eq5_muoneq_gpt"]
 
 
 def _band(res, arm, key):
-    rows = [r for r in res.where(record="curve", arm=arm) if r.get(key) is not None]
-    steps = sorted({r["step"] for r in rows})
-    vals = np.array([[r[key] for r in rows if r["step"] == t] for t in steps])
-    return np.array(steps), vals.mean(1), vals.std(1, ddof=1) if vals.shape[1] > 1 else 0 * vals[:, 0]
+    return seed_band(res.where(record="curve", arm=arm), key)
 
 
 def build(out_dir=None, results_dir=None):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matbal.lab import figure, figure_cli, label_panels, load_results, savefig
+from matbal.lab import figure, figure_cli, label_panels, load_results, savefig, seed_band
 from matbal.lab.training import LAYER_TYPES, OPTIMIZER_COLORS, OPTIMIZER_LABELS
 
 NAME = "fig_reg3_finetune"
@@ -16,11 +16,7 @@ RESULTS = ["reg3_finetune_shift"]
 
 
 def _band(res, opt, key):
-    rows = [r for r in res.where(record="curve", optimizer=opt) if r.get(key) is not None]
-    steps = sorted({r["step"] for r in rows})
-    vals = np.array([[r[key] for r in rows if r["step"] == t] for t in steps])
-    std = vals.std(1, ddof=1) if vals.shape[1] > 1 else 0 * vals[:, 0]
-    return np.array(steps), vals.mean(1), std
+    return seed_band(res.where(record="curve", optimizer=opt), key)
 
 
 def build(out_dir=None, results_dir=None):

@@ -17,13 +17,6 @@ from matbal.optim.transforms import (add_decayed_weights, balance, ema_momentum,
                                      scale_by_shape)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny matrices: intra-op threads only add contention (30x slower on a loaded 2-core box)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class Capture(Instrument):

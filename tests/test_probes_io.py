@@ -11,12 +11,6 @@ from matbal.instruments.probes import (FIELDS, CSVSink, JSONLSink, MemorySink, P
 from matbal.optim import muon
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _row(step, metric="rms", value=0.5):

@@ -13,12 +13,6 @@ from matbal.instruments import MatrixStore, StoreNotFoundError, UnknownRunError
 from matbal.instruments.store_analysis import EmptyStoreError, NoMatchError, analyze_store
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _matrices():

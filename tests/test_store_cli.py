@@ -12,12 +12,6 @@ from matbal.instruments import MatrixStore
 from matbal.instruments.cli import add_store_parser, main, parse_step
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 - :mod:`.figures` — ``figure``, ``savefig(fig, name)`` (PDF + PNG ≤ 300 KB into ``paper_figs/out``),
   shared colours for balancings and schedules.
 - :mod:`.claims` — the claim registry (science brief §4), ``verdict(...)`` records, CLAIMS.md.
-- :mod:`.stats` — ``aggregate``, ``asymptotic_rate``, ``loglog_slope``.
+- :mod:`.stats` — ``aggregate``, ``asymptotic_rate``, ``loglog_slope``, ``seed_band``.
 - :mod:`.matrices` — test matrices beyond :mod:`matbal.synthetic` (``scaled_core``, ``coherent_rows``).
 - :mod:`.cli` — the shared ``--quick`` / ``--results-dir`` command line.
 
@@ -26,13 +26,13 @@ from .figures import (
 )
 from .matrices import coherent_rows, scaled_core
 from .results import REPO_ROOT, Results, list_results, load_results, provenance, results_dir, save_results
-from .stats import aggregate, asymptotic_rate, geomean, loglog_slope
+from .stats import aggregate, asymptotic_rate, geomean, loglog_slope, seed_band
 
 __all__ = [
     "save_results", "load_results", "list_results", "results_dir", "provenance", "Results",
     "REPO_ROOT", "figure", "savefig", "apply_style", "figures_dir", "label_panels",
     "BALANCING_COLORS", "BALANCING_ORDER", "SCHEDULE_COLORS", "SCHEDULE_LABELS", "CLAIMS", "Claim",
     "verdict", "claim_ids_in_science", "render_claims_md", "write_claims_md", "experiment_cli",
-    "figure_cli", "QUICK_RESULTS_DIR", "aggregate", "asymptotic_rate", "geomean", "loglog_slope",
+    "figure_cli", "QUICK_RESULTS_DIR", "aggregate", "asymptotic_rate", "geomean", "loglog_slope", "seed_band",
     "scaled_core", "coherent_rows",
 ]

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["aggregate", "asymptotic_rate", "loglog_slope", "geomean"]
+__all__ = ["aggregate", "asymptotic_rate", "loglog_slope", "geomean", "seed_band"]
 
 
 def aggregate(rows: Iterable[Mapping], *, by: Sequence[str], values: Sequence[str],
@@ -60,3 +60,21 @@ def loglog_slope(k: Sequence[float], h: Sequence[float]) -> float:
     k, h = np.asarray(k, dtype=float), np.asarray(h, dtype=float)
     ok = (k > 0) & (h > 0)
     return float(np.polyfit(np.log(k[ok]), np.log(h[ok]), 1)[0])
+
+
+def seed_band(rows: Iterable[Mapping], key: str, *, step: str = "step"):
+    """Mean and sample std over seeds per step: ``(steps, mean, std)`` as arrays, from rows that
+    hold one value of ``key`` per (step, seed); std is 0 with a single seed.
+
+    >>> rows = [{"step": 1, "v": 1.0}, {"step": 1, "v": 3.0}, {"step": 2, "v": 2.0}, {"step": 2, "v": 2.0}]
+    >>> steps, mean, std = seed_band(rows, "v")
+    >>> steps.tolist(), mean.tolist(), std.tolist()
+    ([1, 2], [2.0, 2.0], [1.4142135623730951, 0.0])
+    """
+    import numpy as np
+
+    rows = [r for r in rows if r.get(key) is not None]
+    steps = sorted({r[step] for r in rows})
+    vals = np.array([[r[key] for r in rows if r[step] == t] for t in steps])
+    std = vals.std(1, ddof=1) if vals.shape[1] > 1 else 0 * vals[:, 0]
+    return np.array(steps), vals.mean(1), std
