@@ -27,7 +27,7 @@ from ..kernels.balancing import balance
 from ..kernels.metrics import spectrum_report, svdvals
 from ..kernels.orthogonalize import newton_schulz, predict_singular_values
 
-__all__ = ["BALANCINGS", "equilibration_rows"]
+__all__ = ["BALANCINGS", "balance_label", "equilibration_rows"]
 
 #: short label -> (method, options) for :func:`matbal.balance`; ``None`` = unbalanced.
 BALANCINGS: dict[str, tuple[str, dict] | None] = {
@@ -39,7 +39,10 @@ BALANCINGS: dict[str, tuple[str, dict] | None] = {
 }
 
 
-def _balanced(x: torch.Tensor, label: str) -> torch.Tensor:
+def balance_label(x: torch.Tensor, label: str) -> torch.Tensor:
+    """``x`` balanced by the method a :data:`BALANCINGS` label names (``"none"``: ``x`` itself)."""
+    if label not in BALANCINGS:
+        raise ValueError(f"label must be one of {list(BALANCINGS)}, got {label!r}")
     spec = BALANCINGS[label]
     if spec is None:
         return x
@@ -67,7 +70,7 @@ def equilibration_rows(
     rows = []
     for name, x in matrices.items():
         for label in methods:
-            xb = _balanced(x, label)
+            xb = balance_label(x, label)
             rep = spectrum_report(xb).as_dict()
             out = newton_schulz(xb, schedule=schedule, steps=steps, dtype=ns_dtype)
             measured = float((1 - svdvals(out)).abs().max())
