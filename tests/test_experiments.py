@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from matbal import lab
 
@@ -23,13 +22,6 @@ RUN_ALL = _load("experiments", "run_all")
 BUILD_ALL = _load("paper_figs", "build_all")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices on a shared machine: one intra-op thread is much faster than two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("name", RUN_ALL.EXPERIMENTS)

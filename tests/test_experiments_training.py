@@ -28,25 +28,13 @@ def _load(folder: str, name: str):
     return mod
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
 def quick_dir(tmp_path_factory):
     """Every quick run into one folder (REG-2 and RM-1 share the recorded runs there)."""
     d = tmp_path_factory.mktemp("training_quick")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        d_res = {name: _load("experiments", name).main(quick=True, results_dir=d)
-                 for name in TRAINING}
-    finally:
-        torch.set_num_threads(n)
+    d_res = {name: _load("experiments", name).main(quick=True, results_dir=d) for name in TRAINING}
     (d / "returned.json").write_text(json.dumps(sorted(d_res)))
     return d
 
