@@ -38,17 +38,23 @@ def timeit(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> di
     return interleaved({"_": fn}, repeats=repeats, warmup=warmup)["_"]
 
 
-def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int = 3, warmup: int = 1) -> dict:
+def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int = 3, warmup: int = 1,
+                sync: Callable[[], object] | None = None) -> dict:
     """Time several peers round-robin (A B C A B C ...). Returns ``{name: {"median", "min",
-    "times", "result"}}`` with ``result`` the return value of the last call."""
+    "times", "result"}}`` with ``result`` the return value of the last call. ``sync`` (e.g.
+    ``torch.cuda.synchronize``) is called before the clock starts and before it stops, so
+    asynchronous GPU work is counted in full."""
+    sync = sync or (lambda: None)
     out = {k: {"times": [], "result": None} for k in fns}
     for _ in range(warmup):
         for k, f in fns.items():
             out[k]["result"] = f()
     for _ in range(repeats):
         for k, f in fns.items():
+            sync()
             t0 = time.perf_counter()
             out[k]["result"] = f()
+            sync()
             out[k]["times"].append(time.perf_counter() - t0)
     for v in out.values():
         v["median"] = statistics.median(v["times"]) if v["times"] else float("nan")

@@ -30,7 +30,7 @@ def hand_sinkhorn(x: torch.Tensor, rtol: float = RTOL, max_iter: int = 1000):
     """Plain float32 Sinkhorn on K = X⊙X to rows n, columns m (the floor). Returns (u, v, K, sweeps)."""
     m, n = x.shape
     K = x * x
-    v = torch.ones(n)
+    v = x.new_ones(n)
     t = K @ v
     for k in range(1, max_iter + 1):
         u = n / t
@@ -81,7 +81,9 @@ def convergence_table(quick: bool) -> list[dict]:
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = C.interleaved(peers, repeats=3 if quick else 5, warmup=1)
+            # 5+ repeats: a median of 3 is at the mercy of one page-fault storm (first touch of
+            # a fresh 16 MiB tensor costs 5-10 ms on a busy VM, and it hits every peer at random)
+            res = C.interleaved(peers, repeats=5 if quick else 7, warmup=1)
         base = res["matbal racs p=2"]["median"]
         for k, v in res.items():
             out = v["result"]

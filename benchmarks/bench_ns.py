@@ -142,24 +142,35 @@ def batched_table(quick: bool, full: bool) -> list[dict]:
     return rows
 
 
-def tta_table(quick: bool) -> list[dict]:
-    """Steps to worst-case spectral error ≤ 1e-2 for normalized σ ∈ [1e-3, 1] (``steps_to_accuracy``)
-    × measured time of that many steps, each schedule timed side by side."""
-    target, lo = 1e-2, 1e-3
-    m, n = (512, 2048) if quick else (1024, 4096)
+def tta_schedules(target: float = 1e-2, lo: float = 1e-3) -> dict:
+    """``{name: (schedule, steps)}``: the steps each schedule needs to worst-case spectral error
+    ``target`` on normalized σ ∈ [lo, 1] (``steps_to_accuracy``; None = never within 100); CANS:
+    the smallest k with ``worst_case_error(cans_schedule(lo, 1, k), k, lo) ≤ target``."""
     scheds = {}
     for name in ("muon", "you", "polar_express", "quintic_pade", "cubic"):
-        k = matbal.steps_to_accuracy(name, target, lo)
-        scheds[name] = (name, k)
+        scheds[name] = (name, matbal.steps_to_accuracy(name, target, lo))
     for k in range(1, 40):
         s = matbal.cans_schedule(lo, 1.0, k)
         if matbal.worst_case_error(s, k, lo) <= target:
             scheds["cans_schedule(1e-3,1,k)"] = (s, k)
             break
-    # matrix whose Frobenius-normalized singular values lie in [≈2e-3, ≈0.95]
+    return scheds
+
+
+def tta_matrix(m: int, n: int) -> torch.Tensor:
+    """float32 ``m×n`` whose Frobenius-normalized singular values lie in [≈2e-3, ≈0.95]."""
     r = min(m, n)
     sig = torch.cat([torch.ones(1), torch.logspace(-2, -2.7, r - 1)])
-    x = syn.prescribed_spectrum(m, n, sig, seed=0)
+    return syn.prescribed_spectrum(m, n, sig, seed=0)
+
+
+def tta_table(quick: bool) -> list[dict]:
+    """Steps to worst-case spectral error ≤ 1e-2 for normalized σ ∈ [1e-3, 1] (``steps_to_accuracy``)
+    × measured time of that many steps, each schedule timed side by side."""
+    target, lo = 1e-2, 1e-3
+    m, n = (512, 2048) if quick else (1024, 4096)
+    scheds = tta_schedules(target, lo)
+    x = tta_matrix(m, n)
     fns = {}
     for name, (s, k) in scheds.items():
         if k is None:

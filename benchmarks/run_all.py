@@ -23,7 +23,7 @@ for p in (ROOT, os.path.join(ROOT, "benchmarks")):
 from benchmarks import _common as C  # noqa: E402
 
 #: run order: machine limits first; bench_probes (owned by the probes engineer) when present
-ORDER = ["machine", "ns", "balance", "metrics", "optim", "scaling", "proposals", "probes"]
+ORDER = ["machine", "ns", "balance", "metrics", "optim", "scaling", "probes", "gpu"]
 
 
 def available() -> list[str]:

@@ -43,6 +43,7 @@ import torch
 
 from ...kernels.metrics import imbalance, quick_stats, spectrum_report, svdvals
 from ...kernels.orthogonalize import newton_schulz, predict_singular_values
+from ...optim.transforms.orthogonalize import ns_dtype_for
 
 __all__ = ["CHEAP_METRICS", "EXACT_METRICS", "NS_METRICS", "NSSpec", "cheap_metrics",
            "exact_metrics", "ns_metrics", "AdamShadow", "cosine"]
@@ -87,21 +88,25 @@ class NSSpec:
     steps: int | None = 5
     normalize: str = "frobenius"
     eps: float = 1e-7
-    dtype: torch.dtype | None = None
+    dtype: torch.dtype | str | None = None
     hypothetical: bool = False
+    form: str = "standard"
+    restart_every: int | None = 3
 
     @classmethod
     def from_transform(cls, t) -> "NSSpec | None":
         """Settings of an ``Orthogonalize`` transform (``None`` for the exact polar variant)."""
         if t.exact:
             return None
-        return cls(t.schedule, t.steps, t.normalize, t.eps, t.dtype)
+        return cls(t.schedule, t.steps, t.normalize, t.eps, t.dtype, form=t.form,
+                   restart_every=t.restart_every)
 
 
 def ns_metrics(x: torch.Tensor, spec: NSSpec) -> dict[str, torch.Tensor]:
     """``ns_error`` (measured) and ``ns_error_pred`` (from the spectrum) of ``x`` ``(B, m, n)``."""
     out = newton_schulz(x, schedule=spec.schedule, steps=spec.steps, normalize=spec.normalize,
-                        eps=spec.eps, dtype=spec.dtype)
+                        eps=spec.eps, dtype=ns_dtype_for(spec.dtype, x.device), form=spec.form,
+                        restart_every=spec.restart_every)
     res = {"ns_error": (1 - svdvals(out)).abs().amax(-1)}
     if spec.normalize != "spectral":  # depends on singular vectors: no spectrum-only predictor
         pred = predict_singular_values(svdvals(x), schedule=spec.schedule, steps=spec.steps,
@@ -110,11 +115,12 @@ def ns_metrics(x: torch.Tensor, spec: NSSpec) -> dict[str, torch.Tensor]:
     return res
 
 
-def cosine(u: torch.Tensor, a: torch.Tensor) -> float:
-    """``⟨u, a⟩/(‖u‖‖a‖)`` accumulated in float64; 0.0 when either is zero."""
+def cosine(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``⟨u, a⟩/(‖u‖‖a‖)`` accumulated in float64, as a 0-d tensor on ``u``'s device (no host
+    sync: the probes read all of a step's numbers in one transfer); 0 when either is zero."""
     u, a = u.detach().double(), a.detach().double()
-    den = float(torch.linalg.vector_norm(u) * torch.linalg.vector_norm(a))
-    return float((u * a).sum()) / den if den > 0 else 0.0
+    den = torch.linalg.vector_norm(u) * torch.linalg.vector_norm(a)
+    return torch.where(den > 0, (u * a).sum() / torch.where(den > 0, den, 1.0), 0.0)
 
 
 class AdamShadow:

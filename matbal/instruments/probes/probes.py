@@ -206,6 +206,9 @@ class Probes(Instrument):
         per_item: list[dict] = [{} for _ in pending]
         for k, d in zip(owners, self._measure(jobs)):
             per_item[k].update(d)
+        coss = [c for *_, c in pending if c is not None]
+        cos_values = iter(torch.stack([c.to(coss[0].device) for c in coss]).tolist() if coss else [])
+        pending = [(*p[:-1], None if p[-1] is None else next(cos_values)) for p in pending]
         order = {k: i for i, k in enumerate(KINDS)}
         rows = []
         for k in sorted(range(len(pending)), key=lambda k: (pending[k][0], pending[k][1],

@@ -49,33 +49,61 @@ class Kernel:
     t0: torch.Tensor         # row(K, v0) for the live start u0 = v0 = 1
     c0: torch.Tensor         # col(K, u0)
     matvecs: int             # passes spent on preparation
+    all_live: bool = False   # no dead row or column: masks can be skipped
+    owned: bool = True       # ``k`` is private storage, free to overwrite once the run is over
+    buf: torch.Tensor | None = None  # scratch for the max/log domains' per-pass products
 
 
 # ----------------------------------------------------------------------------------------------
 # domain operations
 
+def _scratch(kern: Kernel) -> torch.Tensor | None:
+    """A K-shaped buffer for the products the max/log domains form per pass (allocated once per
+    run instead of once per pass); None when autograd is recording (out= is not differentiable)."""
+    if torch.is_grad_enabled() and kern.k.requires_grad:
+        return None
+    if kern.buf is None:
+        kern.buf = torch.empty_like(kern.k, memory_format=torch.contiguous_format)
+    return kern.buf
+
+
 def _row(kern: Kernel, v: torch.Tensor) -> torch.Tensor:
     K = kern.k
     if kern.log:
-        z = K + v.unsqueeze(-2)
+        buf = _scratch(kern)
+        z = K + v.unsqueeze(-2) if buf is None else torch.add(K, v.unsqueeze(-2), out=buf)
         return torch.logsumexp(z, -1) if kern.kind == "sum" else z.amax(-1)
     if kern.kind == "sum":
+        if K.ndim == 2:
+            return torch.mv(K, v)
         return torch.matmul(K, v.unsqueeze(-1)).squeeze(-1)
-    return (K * v.unsqueeze(-2)).amax(-1)
+    buf = _scratch(kern)
+    z = K * v.unsqueeze(-2) if buf is None else torch.mul(K, v.unsqueeze(-2), out=buf)
+    return z.amax(-1)
 
 
 def _col(kern: Kernel, u: torch.Tensor) -> torch.Tensor:
     K = kern.k
     if kern.log:
-        z = K + u.unsqueeze(-1)
+        buf = _scratch(kern)
+        z = K + u.unsqueeze(-1) if buf is None else torch.add(K, u.unsqueeze(-1), out=buf)
         return torch.logsumexp(z, -2) if kern.kind == "sum" else z.amax(-2)
     if kern.kind == "sum":
+        if K.ndim == 2:
+            return torch.mv(K.t(), u)
         return torch.matmul(u.unsqueeze(-2), K).squeeze(-2)
-    return (K * u.unsqueeze(-1)).amax(-2)
+    buf = _scratch(kern)
+    z = K * u.unsqueeze(-1) if buf is None else torch.mul(K, u.unsqueeze(-1), out=buf)
+    return z.amax(-2)
 
 
-def _update(kern: Kernel, target: torch.Tensor, t: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-    """New factor: ``target / t`` (plain) or ``log target - t`` (log); dead entries 0 / -inf."""
+def _update(
+    kern: Kernel, target: torch.Tensor, t: torch.Tensor, live: torch.Tensor | None
+) -> torch.Tensor:
+    """New factor: ``target / t`` (plain) or ``log target - t`` (log); dead entries 0 / -inf.
+    ``live=None``: no dead entries, and in the log domain ``target`` is already ``log target``."""
+    if live is None:
+        return target - t if kern.log else target / t
     if kern.log:
         return torch.where(live, torch.log(target) - t, -math.inf)
     return torch.where(live, target / torch.where(live, t, 1), 0)
@@ -95,6 +123,12 @@ def _start(kern: Kernel, live: torch.Tensor) -> torch.Tensor:
     return live.to(dt)
 
 
+def spare(kern: Kernel) -> torch.Tensor | None:
+    """A dead K-shaped buffer for the result once the run is over: ``K`` itself when it is
+    private storage, else the scratch buffer if one was made (``apply_scales`` checks dtype)."""
+    return kern.k if kern.owned else kern.buf
+
+
 # ----------------------------------------------------------------------------------------------
 # preparation
 
@@ -102,13 +136,67 @@ def max_abs(x: torch.Tensor, dtype: torch.dtype, name: str = "x") -> torch.Tenso
     """Per-matrix max-abs entry in ``dtype`` (one pass, no |x| copy); refuses NaN/Inf, naming
     ``name`` (NaN propagates through min/max, so this doubles as the finiteness check).
     ``amax``/``amin`` over both dims: bit-identical to ``aminmax`` and up to 6× faster on CPU
-    (``torch.aminmax`` over a reshaped last dim takes a slow reduction path; benchmarks/
-    bench_proposals.py)."""
+    (``torch.aminmax`` over a reshaped last dim takes a slow reduction path; BENCHMARKS.md,
+    "Applied kernel patches")."""
     hi, lo = x.amax(dim=(-2, -1)), x.amin(dim=(-2, -1))
     s = torch.maximum(hi.to(dtype), -lo.to(dtype))
     if not bool(torch.isfinite(s).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return s
+
+
+_BLOCK_BYTES = 2 << 20  # row block of the fused CPU preparation (measured: 1-4 MiB all alike)
+
+
+def _plain_unscaled(x: torch.Tensor, pk: float, kind: str, dtype: torch.dtype, nonneg: bool):
+    """``K = |x|^p`` (no pre-scale) and its row/column sums (maxima for ``kind="max"``).
+
+    Returns ``(K, owned, t0, c0)``; ``owned``: ``K`` is a fresh tensor the caller may overwrite
+    once it is dead (never ``x``'s storage). For large contiguous CPU matrices (sum kind) ``K``
+    is formed and summed block of rows by block of rows, so that the two sums read the block
+    while it is still in cache: one pass over memory instead of three."""
+    m, n = x.shape[-2], x.shape[-1]
+    item = torch.finfo(dtype).bits // 8
+    if kind == "sum" and not (nonneg and pk == 1 and x.dtype == dtype) and (
+        x.device.type == "cpu" and x.is_contiguous() and m * n * item >= 2 * _BLOCK_BYTES
+        and not (x.requires_grad and torch.is_grad_enabled())  # out= has no autograd
+    ):
+        K = torch.empty(x.shape, dtype=dtype, device=x.device)
+        t0 = torch.empty(x.shape[:-1], dtype=dtype, device=x.device)
+        c0 = torch.zeros(x.shape[:-2] + (n,), dtype=dtype, device=x.device)
+        xf, Kf = x.reshape(-1, m, n), K.view(-1, m, n)
+        tf, cf = t0.view(-1, m), c0.view(-1, n)
+        rows = max(1, min(m, _BLOCK_BYTES // (n * item)))
+        ones_n = torch.ones(n, dtype=dtype, device=x.device)
+        ones_m = torch.ones(rows, dtype=dtype, device=x.device)
+        same = x.dtype == dtype
+        for xm, km, tm, cm in zip(xf, Kf, tf, cf):
+            for xb, kb, tb in zip(xm.split(rows), km.split(rows), tm.split(rows)):
+                if same:
+                    torch.mul(xb, xb, out=kb) if pk == 2 else torch.abs(xb, out=kb)
+                else:
+                    kb.copy_(xb)
+                    kb.square_() if pk == 2 else kb.abs_()
+                torch.mv(kb, ones_n, out=tb)
+                cm.addmv_(kb.t(), ones_m if kb.shape[0] == rows else ones_m[: kb.shape[0]])
+        return K, True, t0, c0
+    xw = x.to(dtype)
+    copied = xw is not x and xw.data_ptr() != x.data_ptr()
+    if pk == 2:
+        K = xw.square_() if copied else xw * xw  # x is never modified
+    elif nonneg:
+        K = xw
+    else:
+        K = xw.abs_() if copied else xw.abs()
+    owned = K.data_ptr() != x.data_ptr()
+    if kind == "sum":
+        ones_c = torch.ones(K.shape[:-2] + (K.shape[-1], 1), dtype=dtype, device=K.device)
+        ones_r = torch.ones(K.shape[:-2] + (1, K.shape[-2]), dtype=dtype, device=K.device)
+        t0 = torch.matmul(K, ones_c).squeeze(-1)
+        c0 = torch.matmul(ones_r, K).squeeze(-2)
+    else:
+        t0, c0 = K.amax(-1), K.amax(-2)
+    return K, owned, t0, c0
 
 
 def prepare_kernel(
@@ -119,61 +207,86 @@ def prepare_kernel(
     log_domain: bool | None,
     dtype: torch.dtype,
     name: str = "x",
+    nonneg: bool = False,
 ) -> Kernel:
     """Build ``K = (|x|/s)^p`` (p = inf: ``K = |x|/s``, max domain), choose the domain, and find
     the dead rows/columns: p-norm <= eps * max|x| (eps = 0: exact zeros), iterated until stable
     (removing a row can kill a column when eps > 0).
 
-    ``s`` is the per-matrix max-abs entry when ``max|x|^p`` is far from the dtype's limits, else
-    ``s = 1`` and ``K = |x|^p`` is formed in one pass (``x * x`` for p = 2): the scale factors
-    absorb the magnitude. ``log_domain=None`` picks the log domain only when the plain one would
-    lose information: a nonzero row/column of x whose K-sum underflows to 0, or a live row/column
-    sum of K below ``sqrt(tiny)`` (the Sinkhorn factors ~ 1/sum could then overflow). The log
-    domain always computes in float64 (see below).
+    ``s = 1`` and ``K = |x|^p`` is formed in one pass (``x * x`` for p = 2) when ``max|x|^p`` is
+    far from the dtype's limits (the scale factors absorb the magnitude), else ``s`` is the
+    per-matrix max-abs entry. ``log_domain=None`` picks the log domain only when the plain one
+    would lose information: a nonzero row/column of x whose K-sum underflows to 0, or a live
+    row/column sum of K below ``sqrt(tiny)`` (the Sinkhorn factors ~ 1/sum could then overflow).
+    The log domain always computes in float64 (see below). ``nonneg=True`` promises ``x >= 0``
+    (then ``K`` may share ``x``'s storage for p = 1).
+
+    Fast path (plain domain, eps = 0): ``K`` and its row/column sums are formed first, without a
+    separate max-abs pass; the sums bound ``max K`` (``max_i t0_i / n <= max K <= max_i t0_i``),
+    which settles "no pre-scale" for all but near-limit inputs, and they are NaN/Inf exactly
+    when ``x`` has NaN/Inf. Anything not settled so (NaN/Inf, an all-zero matrix, magnitudes
+    near the limits) takes the general path below, which decides and raises as before.
     """
     kind = "max" if p == math.inf else "sum"
     pk = 1.0 if p == math.inf else p
     fi = torch.finfo(dtype)
-    s = max_abs(x, dtype, name)
-    s = torch.where(s > 0, s, torch.ones_like(s))
-    sp = s.double() ** pk
     big = max(x.shape[-2], x.shape[-1])
-    prescale = not bool(((sp * big < fi.max * 1e-4) & (sp > fi.tiny * 1e20)).all())
-    if not prescale:
-        s = torch.ones_like(s)
-    log_s = torch.log(s)
     use_log = bool(log_domain)
     mv = 0
-    thr_plain = (eps ** pk) if kind == "sum" else eps
-    if not use_log:
+    kern = None
+    owned = True
+    if not use_log and eps == 0:
+        K, owned, t0, c0 = _plain_unscaled(x, pk, kind, dtype, nonneg)
+        hi = t0.amax(-1).double()
+        lo_k = hi / (2.0 * x.shape[-1]) if kind == "sum" else hi  # lower bound on max K
+        if bool(((hi * big < fi.max * 0.5e-4) & (lo_k > fi.tiny * 2e20)).all()):
+            log_s = torch.zeros(x.shape[:-2], dtype=dtype, device=x.device)
+            kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore
+            thr = 0.0
+            live_r, live_c = t0 > thr, c0 > thr
+            mv += 2
+        del K
+    if kern is None and not use_log:
+        s = max_abs(x, dtype, name)
+        s = torch.where(s > 0, s, torch.ones_like(s))
+        sp = s.double() ** pk
+        prescale = not bool(((sp * big < fi.max * 1e-4) & (sp > fi.tiny * 1e20)).all())
+        thr_plain = (eps ** pk) if kind == "sum" else eps
+        # relative dead threshold: p-norm <= eps * max|x|  <=>  K-sum <= (eps * s)^p (K unscaled)
+        scale_p = 1.0 if prescale else (s ** pk)[..., None]
+        thr = thr_plain * scale_p
+        if not prescale:
+            s = torch.ones_like(s)
+        log_s = torch.log(s)
         xw = x.to(dtype)
+        copied = xw is not x and xw.data_ptr() != x.data_ptr()
+        owned = True
         if prescale:
             xw = xw / s[..., None, None]
             K = xw.square_() if pk == 2 else xw.abs_()
+        elif pk == 2:
+            K = xw.square_() if copied else xw * xw  # x is never modified
         else:
-            K = xw * xw if pk == 2 else xw.abs()  # new tensors: x is never modified
+            K = xw.abs_() if copied else xw.abs()
         kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore[arg-type]
         ones_r = torch.ones(x.shape[:-1], dtype=dtype, device=x.device)
         ones_c = torch.ones(x.shape[:-2] + x.shape[-1:], dtype=dtype, device=x.device)
         t0, c0 = _row(kern, ones_c), _col(kern, ones_r)
         mv += 2
-        # relative dead threshold: p-norm <= eps * max|x|  <=>  K-sum <= (eps * s)^p (K unscaled)
-        scale_p = 1.0 if prescale else (s ** pk)[..., None]
-        live_r, live_c = t0 > thr_plain * scale_p, c0 > thr_plain * scale_p
-        if log_domain is None:
-            floor = math.sqrt(fi.tiny)
-            lo = torch.minimum(
-                torch.where(live_r, t0, fi.max).amin(), torch.where(live_c, c0, fi.max).amin()
-            )
-            if bool(lo < floor):
+        live_r, live_c = t0 > thr, c0 > thr
+    if not use_log and log_domain is None:
+        floor = math.sqrt(fi.tiny)
+        lo = torch.minimum(
+            torch.where(live_r, t0, fi.max).amin(), torch.where(live_c, c0, fi.max).amin()
+        )
+        if bool(lo < floor):
+            use_log = True
+        elif not (bool(live_r.all()) and bool(live_c.all())):
+            # a K-row that is 0 while the x-row is not: underflow, not a zero row
+            nz_r = (x != 0).any(-1)
+            nz_c = (x != 0).any(-2)
+            if bool((nz_r & (t0 == 0)).any()) or bool((nz_c & (c0 == 0)).any()):
                 use_log = True
-            elif not (bool(live_r.all()) and bool(live_c.all())):
-                # a K-row that is 0 while the x-row is not: underflow, not a zero row
-                nz_r = (x != 0).any(-1)
-                nz_c = (x != 0).any(-2)
-                if bool((nz_r & (t0 == 0)).any()) or bool((nz_c & (c0 == 0)).any()):
-                    use_log = True
-        thr = thr_plain * scale_p
     if use_log:
         # float64 even for float32 input: in float32, |log K| up to ~300 leaves only ~1e-5
         # absolute accuracy in f + log(K g), a residual floor far above the usual rtol
@@ -184,14 +297,18 @@ def prepare_kernel(
         L = torch.log(x.to(dtype).abs())
         L = (L - log_s[..., None, None]).mul_(pk)  # log 0 = -inf marks the zeros
         kern = Kernel(L, True, kind, None, None, log_s, None, None, 0)  # type: ignore[arg-type]
+        owned = True
         zr = torch.zeros(x.shape[:-1], dtype=dtype, device=x.device)
         zc = torch.zeros(x.shape[:-2] + x.shape[-1:], dtype=dtype, device=x.device)
         t0, c0 = _row(kern, zc), _col(kern, zr)
         mv += 2
         thr = pk * math.log(eps) if eps > 0 else -math.inf
         live_r, live_c = t0 > thr, c0 > thr
+    assert kern is not None
+    kern.owned = owned
     kern.live_r, kern.live_c = live_r, live_c
-    if not (bool(live_r.all()) and bool(live_c.all())):
+    all_live = bool(live_r.all()) and bool(live_c.all())
+    if not all_live:
         # restrict to the live block; with eps > 0 repeat until the masks are stable
         for _ in range(x.shape[-2] + x.shape[-1]):
             t0 = _row(kern, _start(kern, live_c))
@@ -207,6 +324,8 @@ def prepare_kernel(
         t0 = _row(kern, _start(kern, live_c))
         c0 = _col(kern, _start(kern, live_r))
         mv += 2
+        all_live = bool(live_r.all()) and bool(live_c.all())
+    kern.all_live = all_live
     kern.t0, kern.c0, kern.matvecs = t0, c0, mv
     return kern
 
@@ -242,43 +361,73 @@ def run(
     ``residual(row_sums, col_sums_or_None)`` maps marginals of ``P`` to a batch-shaped residual.
     ``steps`` given: exactly that many sweeps, no freezing. Otherwise sweep until every element's
     residual <= rtol (each element frozen once it gets there) or ``max_iter``.
+
+    Without dead rows/columns the masks are skipped, and a single matrix (batch of one) skips
+    the freezing ``where``s (the loop simply stops): the same values, fewer small operations.
     """
     live_r, live_c = kern.live_r, kern.live_c
+    if kern.all_live:
+        lr_, lc_ = None, None
+        if kern.log:
+            a, b = torch.log(a), torch.log(b)  # hoisted out of the loop
+    else:
+        lr_, lc_ = live_r, live_c
     u = _start(kern, live_r)
     v = _start(kern, live_c)
     t = kern.t0
     res = residual(_sums(kern, u, t), _sums(kern, v, kern.c0))
-    hist = [res.amax()]
     mv = kern.matvecs
     fixed = steps is not None
-    active = torch.ones_like(res, dtype=torch.bool) if fixed else res > rtol
-    iters = torch.zeros_like(res, dtype=torch.int64)
     nmax = steps if fixed else max_iter
     k = 0
-    while k < nmax:
-        if not fixed and not bool(active.any()):
-            break
-        k += 1
-        act = active.unsqueeze(-1)
-        u = torch.where(act, _update(kern, a, t, live_r), u)
-        v = torch.where(act, _update(kern, b, _col(kern, u), live_c), v)
-        t = _row(kern, v)
-        mv += 2
-        res = torch.where(active, residual(_sums(kern, u, t), None), res)
-        iters = iters + active.to(iters.dtype)
-        hist.append(res.amax())
-        if callback is not None and callback(k, res):
-            break
-        if not fixed:
-            active = active & (res > rtol)
-    n_it = int(iters.amax()) if iters.numel() else 0
+    if res.numel() == 1:
+        hist = [res if res.ndim == 0 else res.reshape(())]
+        active = fixed or bool(res > rtol)
+        while k < nmax and active:
+            k += 1
+            u = _update(kern, a, t, lr_)
+            v = _update(kern, b, _col(kern, u), lc_)
+            t = _row(kern, v)
+            mv += 2
+            res = residual(_sums(kern, u, t), None)
+            hist.append(res if res.ndim == 0 else res.reshape(()))
+            if callback is not None and callback(k, res):
+                break
+            if not fixed:
+                active = bool(res > rtol)
+        n_it = k
+    else:
+        hist = [res.amax()]
+        active = torch.ones_like(res, dtype=torch.bool) if fixed else res > rtol
+        iters = torch.zeros_like(res, dtype=torch.int64)
+        while k < nmax:
+            if not fixed and not bool(active.any()):
+                break
+            k += 1
+            act = active.unsqueeze(-1)
+            u = torch.where(act, _update(kern, a, t, lr_), u)
+            v = torch.where(act, _update(kern, b, _col(kern, u), lc_), v)
+            t = _row(kern, v)
+            mv += 2
+            res = torch.where(active, residual(_sums(kern, u, t), None), res)
+            iters = iters + active.to(iters.dtype)
+            hist.append(res.amax())
+            if callback is not None and callback(k, res):
+                break
+            if not fixed:
+                active = active & (res > rtol)
+        n_it = int(iters.amax()) if iters.numel() else 0
     history = torch.stack(hist[: n_it + 1]).to(device="cpu", dtype=torch.float64)
     if kern.log:
         lu, lv = u, v
     else:
         lu, lv = torch.log(u), torch.log(v)
-    finite = bool(torch.isfinite(torch.where(live_r, lu, 0)).all()) and bool(
-        torch.isfinite(torch.where(live_c, lv, 0)).all()
-    ) and bool(torch.isfinite(res).all())
+    if kern.all_live:
+        finite = bool(torch.isfinite(lu).all()) and bool(torch.isfinite(lv).all())
+    else:
+        finite = bool(torch.isfinite(torch.where(live_r, lu, 0)).all()) and bool(
+            torch.isfinite(torch.where(live_c, lv, 0)).all()
+        )
+    finite = finite and bool(torch.isfinite(res).all())
     converged = bool((res <= rtol).all())
     return RunOut(lu, lv, n_it, converged, history, res, mv, finite)

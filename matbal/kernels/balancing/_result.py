@@ -106,9 +106,21 @@ def work_dtype(dtype: torch.dtype) -> torch.dtype:
 # ----------------------------------------------------------------------------------------------
 # residuals
 
-def rel_dev(v: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+_SUBNORMAL = {
+    dt: torch.finfo(dt).smallest_normal * torch.finfo(dt).eps
+    for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
+
+
+def rel_dev(v: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
     """``max_i |v_i / mean(v) - 1|`` over ``live`` entries (0 when none): the ``row_dev`` of
-    :func:`matbal.kernels.metrics.imbalance.imbalance` with its live set made explicit."""
+    :func:`matbal.kernels.metrics.imbalance.imbalance` with its live set made explicit.
+    ``live=None``: every entry is live (the same values, no masking)."""
+    if live is None:  # few small operations: this runs once per sweep
+        # v >= 0 (or NaN): clamping the mean at the smallest subnormal leaves every mean > 0 as
+        # it is and turns 0 into a positive number, which gives the same 1 as dividing by 1
+        safe = v.mean(-1).clamp_min(_SUBNORMAL[v.dtype])
+        return (v / (safe if v.ndim == 1 else safe.unsqueeze(-1))).sub_(1).abs_().amax(-1)
     cnt = live.sum(-1).clamp_min(1).to(v.dtype)
     mean = torch.where(live, v, 0).sum(-1) / cnt
     safe = torch.where(mean > 0, mean, torch.ones_like(mean))
@@ -118,8 +130,14 @@ def rel_dev(v: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
 def norm_residual(s_r, live_r, s_c, live_c, p: float) -> torch.Tensor:
     """Imbalance residual from row/column sums of ``|x|^p`` (maxima for p = inf).
 
-    ``s_c=None`` means the columns are exact by construction (after a column update)."""
-    root = (lambda s: s) if p in (1.0, math.inf) else (lambda s: s.clamp_min(0) ** (1.0 / p))
+    ``s_c=None`` means the columns are exact by construction (after a column update);
+    ``live_r``/``live_c`` None: no dead rows/columns."""
+    if p in (1.0, math.inf):
+        root = lambda s: s  # noqa: E731
+    elif live_r is None:  # sums of products of nonnegative factors: no clamp needed
+        root = torch.sqrt if p == 2 else (lambda s: s ** (1.0 / p))  # sqrt == pow 0.5, bitwise
+    else:
+        root = lambda s: s.clamp_min(0) ** (1.0 / p)  # noqa: E731
     res = rel_dev(root(s_r), live_r)
     if s_c is not None:
         res = torch.maximum(res, rel_dev(root(s_c), live_c))
@@ -129,15 +147,19 @@ def norm_residual(s_r, live_r, s_c, live_c, p: float) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 # scales
 
-def scales_from_logs(lu, lv, log_s, p, live_r, live_c):
+def scales_from_logs(lu, lv, log_s, p, live_r, live_c, all_live=False):
     """Turn log Sinkhorn factors of ``K = (|x|/s)^p`` into scales ``r, c`` of ``x``.
 
     ``(r_i c_j |x_ij|)^p = u_i K_ij v_j`` gives ``r = u^(1/p) / s``, ``c = v^(1/p)`` up to the gauge
     ``(r t, c / t)``, fixed here so that ``mean(log r) == mean(log c)`` over the live part (keeps
-    both factors in range). Dead rows/columns get scale 0.
+    both factors in range). Dead rows/columns get scale 0. ``all_live``: the masks are all True
+    (the same values without masking).
     """
     lr = lu / p - log_s.unsqueeze(-1)
     lc = lv / p
+    if all_live:
+        shift = 0.5 * (lc.sum(-1) / lc.shape[-1] - lr.sum(-1) / lr.shape[-1])
+        return torch.exp(lr + shift.unsqueeze(-1)), torch.exp(lc - shift.unsqueeze(-1))
     lr = torch.where(live_r, lr, 0)
     lc = torch.where(live_c, lc, 0)
     nr = live_r.sum(-1).clamp_min(1)
@@ -148,14 +170,34 @@ def scales_from_logs(lu, lv, log_s, p, live_r, live_c):
     return r, c
 
 
-def apply_scales(x: torch.Tensor, r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+def apply_scales(
+    x: torch.Tensor, r: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``r[..., :, None] * x * c[..., None, :]`` in the scales' dtype, cast to ``x.dtype``.
 
     Computed as ``(x * r) * c`` with the product ``r_i c_j`` never formed, so huge-but-reciprocal
-    scales do not overflow."""
-    out = x.to(r.dtype) * r.unsqueeze(-1)
-    out.mul_(c.unsqueeze(-2))
-    return out.to(x.dtype)
+    scales do not overflow. ``out``: a dead working buffer of ``x``'s shape in the scales' dtype
+    to write into (must not alias ``x``); it saves allocating the result."""
+    if torch.promote_types(x.dtype, r.dtype) != r.dtype:
+        xs = x.to(r.dtype)
+    else:
+        xs = x  # torch.mul promotes (bf16 -> float32) exactly like x.to(r.dtype)
+    if (
+        out is not None
+        and not (torch.is_grad_enabled() and (out.requires_grad or xs.requires_grad
+                                              or r.requires_grad or c.requires_grad))
+        and out.dtype == r.dtype
+        and out.shape == x.shape
+        and r.shape == x.shape[:-1]
+        and c.shape == x.shape[:-2] + x.shape[-1:]
+        and out.is_contiguous()
+        and out.device == x.device
+    ):
+        res = torch.mul(xs, r.unsqueeze(-1), out=out)
+    else:
+        res = xs * r.unsqueeze(-1)
+    res.mul_(c.unsqueeze(-2))
+    return res.to(x.dtype)
 
 
 def log_max_abs(xa: torch.Tensor) -> torch.Tensor:
@@ -184,8 +226,11 @@ def finish(
     rtol=None,
     hint="",
     scale_dtype=None,
+    out=None,
 ) -> BalanceResult:
-    matrix = apply_scales(x, r, c)
+    """Assemble the result (``out``: an optional dead buffer for the matrix, see
+    :func:`apply_scales`)."""
+    matrix = apply_scales(x, r, c, out=out)
     if scale_dtype is not None:
         r, c = r.to(scale_dtype), c.to(scale_dtype)
     hist = torch.as_tensor(history, dtype=torch.float64).detach().to("cpu").reshape(-1)
@@ -225,7 +270,7 @@ def _user_stacklevel() -> int:
 
 def stall_hint(history, dtype=None) -> str:
     """Extra warning text when the last residuals have stopped shrinking linearly."""
-    h = [float(v) for v in history[-6:]]
+    h = [float(v) for v in (history.detach() if torch.is_tensor(history) else history)[-6:]]
     if len(h) >= 6 and h[0] > 0 and h[-1] / h[0] > 0.95 ** 5:
         floor = f" (about {torch.finfo(dtype).eps:.0e} relative)" if dtype is not None else ""
         return (

@@ -187,7 +187,12 @@ def knight_ruiz(
     if kern.log:  # pragma: no cover - log_domain=False forces the plain kernel
         raise AssertionError
     K, live_r, live_c = kern.k, kern.live_r, kern.live_c
-    if not bool(torch.isfinite(K).all()) or int(torch.count_nonzero(K)) != int(torch.count_nonzero(x)):
+    # only float64 input can under/overflow here: (pre-scaled) |x|^p of a float32/bf16/fp16
+    # entry lies within 1e±170 (x is finite: checked above)
+    if x.dtype == torch.float64 and (
+        not bool(torch.isfinite(K).all())
+        or int(torch.count_nonzero(K)) != int(torch.count_nonzero(x))
+    ):
         raise FloatingPointError(
             "knight_ruiz: |x|^p underflows in float64 after pre-scaling (dynamic range beyond "
             "1e±150); use racs(..., log_domain=True)"
@@ -204,7 +209,10 @@ def knight_ruiz(
         if ir.numel() == 0:
             hists.append([torch.zeros((), dtype=dtype)])
             continue
-        sub = Kf[b].index_select(0, ir).index_select(1, ic)
+        if ir.numel() == m and ic.numel() == n:
+            sub = Kf[b]  # nothing dead: no copy
+        else:
+            sub = Kf[b].index_select(0, ir).index_select(1, ic)
         su, sv, h, mv = _bnewt(sub, p, max_iter, rtol, callback)
         lu[b, ir], lv[b, ic] = su, sv
         hists.append(h)
@@ -220,5 +228,5 @@ def knight_ruiz(
         x=x, r=r, c=c, live_r=live_r, live_c=live_c, iterations=n_it,
         converged=bool((residual <= rtol).all()), history=history, residual=residual,
         matvecs=mv_total, method="knight_ruiz", warn=warn, rtol=rtol,
-        scale_dtype=work_dtype(x.dtype),
+        scale_dtype=work_dtype(x.dtype), out=K if kern.owned else None,  # K is dead: reuse it
     )

@@ -141,7 +141,8 @@ def racs(
             "racs: the scale factors overflowed in the plain domain; use log_domain=True or None"
         )
     r, c = scales_from_logs(
-        run_out.lu, run_out.lv, kern.log_s, 1.0 if p == math.inf else p, kern.live_r, kern.live_c
+        run_out.lu, run_out.lv, kern.log_s, 1.0 if p == math.inf else p, kern.live_r, kern.live_c,
+        all_live=kern.all_live,
     )
     return finish(
         x=x,
@@ -159,6 +160,7 @@ def racs(
         rtol=rtol,
         hint=stall_hint(run_out.history, kern.k.dtype),
         scale_dtype=dtype,
+        out=_engine.spare(kern),  # K is dead: its storage takes the result
     )
 
 
@@ -175,8 +177,10 @@ def _racs(x, p, steps, max_iter, rtol, eps, log_domain, callback, dtype):
         a = torch.where(live_r, n_live, 1)
         b = torch.where(live_c, m_live, 1)
 
+    mr, mc = (None, None) if kern.all_live else (live_r, live_c)
+
     def residual(s_r, s_c):
-        return norm_residual(s_r, live_r, s_c, live_c, p)
+        return norm_residual(s_r, mr, s_c, mc, p)
 
     run_out = _engine.run(
         kern, a, b, residual=residual, steps=steps, max_iter=max_iter, rtol=rtol, callback=callback

@@ -108,15 +108,25 @@ def ruiz(
     iters = None
     active = None
     k = 0
+    # the iterate, one buffer reused by every sweep (out= has no autograd: fresh tensors then)
+    reuse = not (K.requires_grad and torch.is_grad_enabled())
+    M = torch.empty_like(K, memory_format=torch.contiguous_format) if reuse else None
     while True:
         if use_log:
-            M = K + r.unsqueeze(-1) + c.unsqueeze(-2)  # log |iterate|
+            if reuse:
+                torch.add(K, r.unsqueeze(-1), out=M).add_(c.unsqueeze(-2))  # log |iterate|
+            else:
+                M = K + r.unsqueeze(-1) + c.unsqueeze(-2)
             rm, cm = M.amax(-1), M.amax(-2)
             rmax, cmax = torch.exp(rm), torch.exp(cm)
         else:
-            M = K * r.unsqueeze(-1) * c.unsqueeze(-2)
+            if reuse:
+                torch.mul(K, r.unsqueeze(-1), out=M).mul_(c.unsqueeze(-2))
+            else:
+                M = K * r.unsqueeze(-1) * c.unsqueeze(-2)
             rmax, cmax = M.amax(-1), M.amax(-2)
-        del M
+        if not reuse:
+            M = None
         mv += 2
         new_res = norm_residual(rmax, live_r, cmax, live_c, math.inf)
         if res is None:
@@ -152,5 +162,5 @@ def ruiz(
     return finish(
         x=x, r=r, c=c, live_r=live_r, live_c=live_c, iterations=n_it,
         converged=bool((res <= rtol).all()), history=history, residual=res, matvecs=mv,
-        method="ruiz", warn=warn and not fixed, rtol=rtol,
+        method="ruiz", warn=warn and not fixed, rtol=rtol, out=M,  # M is dead: reuse it
     )

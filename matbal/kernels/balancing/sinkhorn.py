@@ -140,7 +140,9 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
             "sinkhorn_knopp: the scale factors overflowed in the plain domain; "
             "use log_domain=True or None"
         )
-    u, v = scales_from_logs(run_out.lu, run_out.lv, kern.log_s, 1.0, kern.live_r, kern.live_c)
+    u, v = scales_from_logs(
+        run_out.lu, run_out.lv, kern.log_s, 1.0, kern.live_r, kern.live_c, all_live=kern.all_live
+    )
     return finish(
         x=b,
         r=u,
@@ -157,11 +159,14 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
         rtol=rtol,
         hint=stall_hint(run_out.history, kern.k.dtype),
         scale_dtype=dtype,
+        out=_engine.spare(kern),  # K is dead: its storage takes the result
     )
 
 
 def _sk(b, a_t, b_t, steps, max_iter, rtol, log_domain, callback, dtype):
-    kern = _engine.prepare_kernel(b, p=1.0, eps=0.0, log_domain=log_domain, dtype=dtype, name="b")
+    kern = _engine.prepare_kernel(
+        b, p=1.0, eps=0.0, log_domain=log_domain, dtype=dtype, name="b", nonneg=True
+    )
     live_r, live_c = kern.live_r, kern.live_c
     dtype = kern.k.dtype  # float64 in the log domain
     if a_t is not None:
@@ -173,6 +178,11 @@ def _sk(b, a_t, b_t, steps, max_iter, rtol, log_domain, callback, dtype):
     b_t = torch.where(live_c, b_t, 1)
 
     def residual(s_r, s_c):
+        if kern.all_live:  # no masking needed: the same values
+            res = (s_r / a_t - 1).abs_().amax(-1)
+            if s_c is not None:
+                res = torch.maximum(res, (s_c / b_t - 1).abs_().amax(-1))
+            return res
         res = torch.where(live_r, (s_r / a_t - 1).abs(), 0).amax(-1)
         if s_c is not None:
             res = torch.maximum(res, torch.where(live_c, (s_c / b_t - 1).abs(), 0).amax(-1))

@@ -15,7 +15,7 @@ _METHODS = {"R": "muoneq_rows", "C": "muoneq_cols", "RC": "muoneq_rc"}
 def muoneq(params, *, variant: str = "R", phase: int | None = None, lr: float = 1e-3,
            momentum: float = 0.95, nesterov: bool = True, weight_decay: float = 0.1,
            exponent: float = -0.5, eps: float = 1e-8, clip: float | None = None,
-           schedule="muon", ns_steps: int = 5, ns_dtype=None,
+           schedule="muon", ns_steps: int = 5, ns_dtype="auto", ns_form: str = "standard",
            shape_rule: str = "0.2*sqrt(max(m,n))", **adamw_opts):
     """MuonEq (arXiv 2603.28254; official code github MaeChd/muon-eq, ``MuonEq``).
 
@@ -37,7 +37,7 @@ def muoneq(params, *, variant: str = "R", phase: int | None = None, lr: float = 
     chain = Chain(
         sum_momentum(momentum, nesterov=nesterov),
         bal,
-        orthogonalize(schedule, steps=ns_steps, dtype=ns_dtype),
+        orthogonalize(schedule, steps=ns_steps, dtype=ns_dtype, form=ns_form),
         scale_by_shape(shape_rule),
         add_decayed_weights(weight_decay),
     )

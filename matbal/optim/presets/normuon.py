@@ -12,7 +12,7 @@ __all__ = ["normuon"]
 
 def normuon(params, *, variant: str = "official", lr: float = 0.02, momentum: float = 0.95,
             beta2: float = 0.95, weight_decay: float = 0.0, schedule="muon", ns_steps: int = 5,
-            ns_dtype=None, **adamw_opts):
+            ns_dtype="auto", ns_form: str = "standard", **adamw_opts):
     """NorMuon (arXiv 2510.05491; official code github zichongli5/NorMuon ``normuon_update``).
 
     Momentum convention: **EMA** with Nesterov (as Muon). After NS5:
@@ -29,7 +29,7 @@ def normuon(params, *, variant: str = "official", lr: float = 0.02, momentum: fl
         post = [normuon_normalize(beta2, rescale="rms", target=0.2)]
     chain = Chain(
         ema_momentum(momentum, nesterov=True),
-        orthogonalize(schedule, steps=ns_steps, dtype=ns_dtype),
+        orthogonalize(schedule, steps=ns_steps, dtype=ns_dtype, form=ns_form),
         *post,
         add_decayed_weights(weight_decay),
     )

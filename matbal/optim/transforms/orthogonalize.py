@@ -5,19 +5,43 @@ same-shape matrices stacked into one batched call. ``nuclear_scale=True`` return
 ``⟨U, O⟩·O`` instead, which is ``‖U‖_*·polar(U)`` for the exact polar factor (PolarGrad,
 arXiv 2505.21799).
 
-Dtype: ``dtype=None`` follows :func:`matbal.newton_schulz`'s policy (float32 on CPU, where bf16
-matmuls are ~100× slower); pass ``dtype=torch.bfloat16`` to reproduce torch.optim.Muon exactly.
+``form="gram"`` / ``"auto"`` (with ``restart_every``) selects :func:`matbal.newton_schulz`'s Gram
+form: the same polynomial map computed on ``r×r`` Gram matrices, faster for wide/tall updates
+(aspect ≥ 2), slower on squares; ``"auto"`` picks it per shape.
+
+Dtype: ``dtype=None`` follows :func:`matbal.newton_schulz`'s policy (keep float32/float64; bf16
+input iterates in float32 on CPU, where bf16 matmuls are ~100× slower); ``dtype="auto"`` (the
+presets' default) iterates in bf16 on CUDA — as torch.optim.Muon and KellerJordan/Muon do, 6–13×
+faster than float32 on an H100 (BENCHMARKS.md §7) — and follows ``None`` elsewhere; pass
+``dtype=torch.bfloat16`` to reproduce torch.optim.Muon on any device.
 """
 from __future__ import annotations
 
 import torch
 
-from ...kernels._checks import check_positive
+from ...kernels._checks import check_choice, check_positive
 from ...kernels.orthogonalize import get_schedule, newton_schulz, polar
+from ...kernels.orthogonalize.newton_schulz import FORMS
 from ._batching import map_by_shape
 from .base import StepContext, Transform
 
-__all__ = ["Orthogonalize", "orthogonalize"]
+__all__ = ["Orthogonalize", "orthogonalize", "ns_dtype_for"]
+
+
+def ns_dtype_for(dtype, device: torch.device) -> torch.dtype | None:
+    """The ``dtype`` handed to :func:`~matbal.newton_schulz` for an update on ``device``:
+    ``"auto"`` → ``torch.bfloat16`` on CUDA, ``None`` (the kernel's policy) elsewhere; a dtype or
+    ``None`` is returned as given.
+
+    >>> ns_dtype_for("auto", torch.device("cuda")), ns_dtype_for("auto", torch.device("cpu"))
+    (torch.bfloat16, None)
+    """
+    if isinstance(dtype, str):
+        check_choice(dtype, "dtype", ("auto",))
+        return torch.bfloat16 if torch.device(device).type == "cuda" else None
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be None, 'auto' or a floating torch.dtype, got {dtype!r}")
+    return dtype
 
 
 class Orthogonalize(Transform):
@@ -32,19 +56,26 @@ class Orthogonalize(Transform):
         steps: int | None = None,
         normalize: str = "frobenius",
         eps: float = 1e-7,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         exact: bool = False,
         nuclear_scale: bool = False,
         batch: bool = True,
+        form: str = "standard",
+        restart_every: int | None = 3,
     ):
         if not exact:
             get_schedule(schedule)  # validates the name / list early
         if steps is not None:
             check_positive(steps, "steps", integer=True)
         check_positive(eps, "eps", allow_zero=True)
+        check_choice(form, "form", FORMS)
+        ns_dtype_for(dtype, torch.device("cpu"))  # validates
+        if restart_every is not None:
+            check_positive(restart_every, "restart_every", integer=True)
         self.schedule, self.steps, self.normalize = schedule, steps, normalize
         self.eps, self.dtype, self.exact = eps, dtype, exact
         self.nuclear_scale, self.batch = nuclear_scale, batch
+        self.form, self.restart_every = form, restart_every
 
     def _ortho(self, x: torch.Tensor) -> torch.Tensor:
         if self.exact:
@@ -55,7 +86,9 @@ class Orthogonalize(Transform):
             steps=self.steps,
             normalize=self.normalize,
             eps=self.eps,
-            dtype=self.dtype,
+            dtype=ns_dtype_for(self.dtype, x.device),
+            form=self.form,
+            restart_every=self.restart_every,
         )
 
     def apply(self, updates, states, ctx: StepContext):
