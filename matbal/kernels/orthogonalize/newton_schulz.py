@@ -134,8 +134,9 @@ def _normalize(x: torch.Tensor, kind: str, safety: float, eps: float, work: torc
     # elementwise scaling in float32 or better, then one cast to the working dtype
     mdt = torch.float64 if torch.float64 in (x.dtype, work) else torch.float32
     f = _fro(x)
-    if kind == "frobenius":
-        return (x.to(mdt) * _inv(f, safety, eps).to(mdt)).to(work), None, None
+    if kind == "frobenius":  # one pass: computed in mdt, rounded once into the work dtype
+        out = torch.empty(x.shape, dtype=work, device=x.device)
+        return torch.mul(x, _inv(f, safety, eps).to(mdt), out=out), None, None
     # Schatten-8 / spectral: prescale to unit Frobenius norm, form A and A² once, reuse them.
     z = (x.to(mdt) * _inv(f, 1.0, 0.0).to(mdt)).to(work)
     a = _bmm(z, z.mT)
@@ -319,12 +320,12 @@ def newton_schulz(
     if form == "auto":
         form = "gram" if max(m, n) >= 2 * min(m, n) else "standard"
 
-    with torch.no_grad():
+    def run(xw: torch.Tensor) -> torch.Tensor:
         xk, a, a2 = _normalize(xw, normalize, sched.scale, float(eps), work)
         if form == "gram":
             emit = None if callback is None else (lambda i, y: callback(i, view(y)))
             every = None if restart_every is None else int(restart_every)
-            return view(_gram(xk, a, a2, coeffs, every, emit)).to(x.dtype)
+            return _gram(xk, a, a2, coeffs, every, emit)
         for i, co in enumerate(coeffs):
             if a is None:
                 a = _bmm(xk, xk.mT)
@@ -332,4 +333,8 @@ def newton_schulz(
             a = a2 = None
             if callback is not None:
                 callback(i + 1, view(xk))
-    return view(xk).to(x.dtype)
+        return xk
+
+    with torch.no_grad():
+        out = run(xw)
+    return view(out).to(x.dtype)
