@@ -14,7 +14,6 @@ if ROOT not in sys.path:
 
 @pytest.fixture
 def bench_gpu(monkeypatch):
-    pytest.importorskip("ot", reason="the balancing part compares with POT (bench extra)")
     from benchmarks import bench_gpu as B
 
     monkeypatch.setattr(B, "SHRINK", 64)
