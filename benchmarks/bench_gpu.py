@@ -375,7 +375,33 @@ def optim_table(quick: bool) -> list[dict]:
     return rows
 
 
-PARTS = ("limits", "optim", "ns", "batched", "time_to_accuracy", "balance")
+def scaling_table(quick: bool) -> list[dict]:
+    """Exponents of NS (bf16, 5 Muon steps) and racs (p=2, 5 sweeps) in m, n and batch on the GPU."""
+    from benchmarks.bench_scaling import _series
+
+    def rnd(*shape):
+        g = torch.Generator(device=_dev()).manual_seed(0)
+        return torch.randn(*shape, device=_dev(), generator=g)
+
+    ns = lambda x: matbal.newton_schulz(x, steps=5)  # noqa: E731
+    rc = lambda x: matbal.racs(x, p=2, steps=5)  # noqa: E731
+    n0 = _s(8192)[0]
+    ms = [_s(m)[0] for m in ((1024, 2048, 4096) if quick else (1024, 2048, 4096, 8192))]
+    bs = [1, 2, 4] if quick else [1, 2, 4, 8]
+    m1, n1 = _s(2048, 8192)
+    rows = [
+        _series("newton_schulz bf16", f"m (n={n0})", ms, lambda m: rnd(m, n0).bfloat16(), ns,
+                "→2 (4m²n dominates; launch-bound at small m)", 3, sync=_sync),
+        _series("newton_schulz bf16", f"batch ({m1}×{n1})", bs, lambda b: rnd(b, m1, n1).bfloat16(), ns, "≈1", 3,
+                sync=_sync),
+        _series("racs f32", "m (n=4m)", ms, lambda m: rnd(m, 4 * m), rc, "→2 (∝ mn: bandwidth)", 3, sync=_sync),
+        _series("racs f32", f"batch ({m1}×{n1})", bs, lambda b: rnd(b, m1, n1), rc, "≈1", 3, sync=_sync),
+    ]
+    C.print_table("Scaling exponents on the GPU (least squares on log-log of median time)", rows)
+    return rows
+
+
+PARTS = ("limits", "optim", "ns", "batched", "time_to_accuracy", "balance", "scaling")
 
 
 def main(quick: bool = True, full: bool = False, parts=None) -> list[dict]:
@@ -387,7 +413,7 @@ def main(quick: bool = True, full: bool = False, parts=None) -> list[dict]:
     for part, f in (("limits", limits_table), ("optim", lambda: optim_table(quick)),
                     ("ns", lambda: ns_table(quick, full)),
                     ("batched", lambda: batched_table(quick)), ("time_to_accuracy", lambda: tta_table(quick)),
-                    ("balance", lambda: balance_table(quick))):
+                    ("balance", lambda: balance_table(quick)), ("scaling", lambda: scaling_table(quick))):
         if parts and part != "limits" and part not in parts:
             continue
         t0 = time.perf_counter()

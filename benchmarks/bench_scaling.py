@@ -8,9 +8,10 @@ import matbal.synthetic as syn
 from benchmarks import _common as C
 
 
-def _series(label, param, values, make, fn, expected, reps):
+def _series(label, param, values, make, fn, expected, reps, sync=None):
+    """One scaling series: ``fn(make(v))`` timed side by side for every ``v``, slopes fitted."""
     xs = {v: make(v) for v in values}
-    res = C.interleaved({str(v): (lambda v=v: fn(xs[v])) for v in values}, repeats=reps, warmup=1)
+    res = C.interleaved({str(v): (lambda v=v: fn(xs[v])) for v in values}, repeats=reps, warmup=1, sync=sync)
     ts = [res[str(v)]["median"] for v in values]
     tm = [res[str(v)]["min"] for v in values]
     e, r2 = C.loglog_fit(values, ts)

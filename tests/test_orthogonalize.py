@@ -336,3 +336,21 @@ def test_property_scale_invariance(scale, seed):
     torch.testing.assert_close(newton_schulz(scale * x, eps=0.0), newton_schulz(x, eps=0.0), rtol=0, atol=1e-12)
     x32 = x.float()
     torch.testing.assert_close(newton_schulz(scale * x32, eps=0.0), newton_schulz(x32, eps=0.0), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("normalize", ["frobenius", "schatten8", "spectral", "none"])
+def test_nan_or_inf_anywhere_in_a_batch_is_refused_for_every_dtype_and_norm(dtype, normalize):
+    """The finiteness check rides on the float64 norm (no separate pass): it must still catch
+    one bad entry in one batch element, and huge finite entries must not trip it."""
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.ones(2, 3, 5, dtype=dtype)
+        x[1, 2, 4] = bad
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            newton_schulz(x, normalize=normalize)
+    if normalize != "none":  # "none" does not scale: huge input overflows the polynomial by design
+        big = torch.full((3, 4), torch.finfo(dtype).max / 16, dtype=dtype)  # ‖big‖_F finite
+        assert torch.isfinite(newton_schulz(big, normalize=normalize).float()).all()
+    if dtype == torch.float64 and normalize != "none":  # ‖x‖_F beyond float64: said, not zeros
+        with pytest.raises(ValueError, match="overflows float64"):
+            newton_schulz(torch.full((3, 4), torch.finfo(dtype).max / 2, dtype=dtype), normalize=normalize)

@@ -122,6 +122,16 @@ def _fro(x: torch.Tensor) -> torch.Tensor:
     return f
 
 
+def _check_finite(ok: torch.Tensor, x: torch.Tensor | None = None) -> None:
+    """Raise unless ``ok`` is all True. ``ok`` is ``isfinite(x)`` or, cheaper, ``isfinite`` of
+    ``x``'s float64 Frobenius norm (then ``x`` is passed to tell NaN/Inf from an overflowing norm)."""
+    if bool(ok.all()):
+        return
+    if x is None or not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or Inf")
+    raise ValueError("x's Frobenius norm overflows float64 (entries near 1e308): rescale x")
+
+
 def _inv(norm: torch.Tensor, safety: float, eps: float) -> torch.Tensor:
     """``1 / (safety·norm + eps)``, 0 where ``norm == 0`` (a zero matrix never gives NaN)."""
     return torch.where(norm > 0, 1.0 / (safety * norm + eps), torch.zeros_like(norm))
@@ -130,10 +140,14 @@ def _inv(norm: torch.Tensor, safety: float, eps: float) -> torch.Tensor:
 def _normalize(x: torch.Tensor, kind: str, safety: float, eps: float, work: torch.dtype):
     """Return ``(X₀, A₀, A₀²)`` in ``work`` dtype; ``A₀``/``A₀²`` are None unless reused."""
     if kind == "none":
+        _check_finite(torch.isfinite(x))
         return x.to(work), None, None
     # elementwise scaling in float32 or better, then one cast to the working dtype
     mdt = torch.float64 if torch.float64 in (x.dtype, work) else torch.float32
     f = _fro(x)
+    # the float64 norm is NaN/Inf exactly when x holds a NaN/Inf (no finite float32/half input can
+    # overflow it; float64 input is prescaled by _fro): one tiny check instead of a full pass
+    _check_finite(torch.isfinite(f), x)
     if kind == "frobenius":  # one pass: computed in mdt, rounded once into the work dtype
         out = torch.empty(x.shape, dtype=work, device=x.device)
         return torch.mul(x, _inv(f, safety, eps).to(mdt), out=out), None, None
@@ -295,7 +309,7 @@ def newton_schulz(
     arXiv 2505.16932; CANS arXiv 2506.10935; Higham, "Functions of Matrices" (2008) §8.3; Gram
     Newton–Schulz: blog 2026 (N. Amsel, B. Chen, T. Dao et al.), tridao.me/blog/2026/gram-newton-schulz.
     """
-    x = as_matrix(x, "x")
+    x = as_matrix(x, "x", finite=False)  # NaN/Inf are refused via the norm (see _normalize)
     sched = get_schedule(schedule)
     coeffs = sched.steps(steps)
     check_choice(normalize, "normalize", NORMALIZATIONS)
