@@ -48,6 +48,39 @@ def pot_sinkhorn(K, a, b, stop):
     return ot.sinkhorn(a, b, K, 1.0, method="sinkhorn", numItermax=10000, stopThr=stop, log=True, warn=False)
 
 
+def pot_problem(x: torch.Tensor, numpy64: bool = False):
+    """POT's form of Sinkhorn on ``K = X⊙X``: cost ``M = −log K`` (``exp(−M/reg) = K`` at reg = 1),
+    uniform marginals ``a, b`` (so ``plan·mn`` is the balanced ``P``) and ``stopThr`` = 1e-6
+    relative in POT's test ``‖colsums − b‖₂ < stopThr`` (checked every 10 iterations). torch
+    float32 on ``x``'s device, or numpy float64. Returns ``(M, a, b, stop)``."""
+    import numpy as np
+
+    m, n = x.shape
+    K = x * x
+    if numpy64:
+        b = np.full(n, 1.0 / n)
+        return (-torch.log(K.double())).cpu().numpy(), np.full(m, 1.0 / m), b, RTOL * float(np.linalg.norm(b)) * 0.5
+    b = torch.full((n,), 1.0 / n, device=x.device)
+    return -torch.log(K), torch.full((m,), 1.0 / m, device=x.device), b, RTOL * float(b.norm()) * 0.5
+
+
+def outcome(peer: str, out) -> tuple[int, float, int]:
+    """``(iterations, final imbalance, passes over the matrix)`` of one peer's result, the imbalance
+    measured the same way for every p=2 method (module docstring; ruiz: its own p=∞ residual)."""
+    if peer.startswith("matbal ruiz"):
+        return out.iterations, float(out.residual), out.matvecs
+    if peer.startswith("matbal sinkhorn"):  # its matrix is P itself
+        return out.iterations, _relres(out.matrix.double()), out.matvecs
+    if peer.startswith("matbal"):
+        return out.iterations, _relres(out.matrix.double() ** 2), out.matvecs
+    if peer.startswith("hand"):
+        u, v, K, it = out
+        return it, _relres(u[:, None] * K * v[None, :]), 2 * it + 1
+    plan, log = out
+    it = int(log["niter"]) + 1
+    return it, _relres(torch.as_tensor(plan)), 2 * it + 2 * len(log["err"])
+
+
 def matrices(m, n):
     return {
         "gaussian": syn.gaussian(m, n, seed=0),
@@ -57,27 +90,17 @@ def matrices(m, n):
 
 
 def convergence_table(quick: bool) -> list[dict]:
-    import numpy as np
-
     m, n = 1024, 4096
     rows = []
     for mname, x in matrices(m, n).items():
-        K = x * x
-        # POT: cost M with exp(-M/reg) = X⊙X (reg = 1), uniform marginals (scaled: plan·mn = P)
-        M64 = (-torch.log(K.double())).numpy()
-        a64, b64 = np.full(m, 1.0 / m), np.full(n, 1.0 / n)
-        M32t = -torch.log(K)
-        a32, b32 = torch.full((m,), 1.0 / m), torch.full((n,), 1.0 / n)
-        # POT's stop test: ‖colsums − b‖₂ < stopThr, every 10 iterations; 1e-6 relative in 2-norm
-        stop64 = RTOL * float(np.linalg.norm(b64)) * 0.5
-        stop32 = RTOL * float(b32.norm()) * 0.5
+        pot64, pot32 = pot_problem(x, numpy64=True), pot_problem(x)
         peers = {
             "matbal racs p=2": lambda: matbal.racs(x, p=2, rtol=RTOL),
             "hand-written f32 Sinkhorn": lambda: hand_sinkhorn(x),
             "matbal knight_ruiz p=2 (f64)": lambda: matbal.knight_ruiz(x, p=2, rtol=RTOL, warn=False),
             "matbal ruiz (p=∞ fixed point)": lambda: matbal.ruiz(x, rtol=RTOL, warn=False),
-            "POT ot.sinkhorn numpy f64": lambda: pot_sinkhorn(M64, a64, b64, stop64),
-            "POT ot.sinkhorn torch f32": lambda: pot_sinkhorn(M32t, a32, b32, stop32),
+            "POT ot.sinkhorn numpy f64": lambda: pot_sinkhorn(*pot64),
+            "POT ot.sinkhorn torch f32": lambda: pot_sinkhorn(*pot32),
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -86,19 +109,7 @@ def convergence_table(quick: bool) -> list[dict]:
             res = C.interleaved(peers, repeats=5 if quick else 7, warmup=1)
         base = res["matbal racs p=2"]["median"]
         for k, v in res.items():
-            out = v["result"]
-            if k.startswith("matbal racs") or k.startswith("matbal knight"):
-                it, final, mv = out.iterations, _relres(out.matrix.double() ** 2), out.matvecs
-            elif k.startswith("matbal ruiz"):
-                it, final, mv = out.iterations, float(out.residual), out.matvecs
-            elif k.startswith("hand"):
-                u, vv, KK, it = out
-                final, mv = _relres(u[:, None] * KK * vv[None, :]), 2 * it + 1
-            else:
-                plan, log = out
-                plan = torch.as_tensor(plan)
-                it, final = int(log["niter"]) + 1, _relres(plan)
-                mv = 2 * it + 2 * len(log["err"])
+            it, final, mv = outcome(k, v["result"])
             rows.append({"matrix": mname, "peer": k, "median_s": v["median"], "min_s": v["min"],
                          "iterations": it, "passes": mv, "final_imbalance": final,
                          "x_racs": v["median"] / base})

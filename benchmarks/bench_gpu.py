@@ -27,7 +27,7 @@ import torch
 import matbal
 import matbal.synthetic as syn
 from benchmarks import _common as C
-from benchmarks.bench_balance import RTOL, _relres, hand_sinkhorn, pot_sinkhorn
+from benchmarks.bench_balance import RTOL, hand_sinkhorn, outcome, pot_problem, pot_sinkhorn
 from benchmarks.bench_ns import MUON, gpt_shapes, tta_schedules, tta_matrix
 
 LIMITS: dict = {}
@@ -284,27 +284,14 @@ def balance_table(quick: bool) -> list[dict]:
                  "hand-written f32 Sinkhorn": lambda: hand_sinkhorn(x),
                  "matbal sinkhorn_knopp on X⊙X": lambda: matbal.sinkhorn_knopp(x * x, rtol=2 * RTOL)}
         if have_pot:
-            K = x * x
-            M = -torch.log(K)
-            a, b = torch.full((m,), 1.0 / m, device=_dev()), torch.full((n,), 1.0 / n, device=_dev())
-            stop = RTOL * float(b.norm()) * 0.5
-            peers["POT ot.sinkhorn torch f32 (GPU)"] = lambda: pot_sinkhorn(M, a, b, stop)
+            pot = pot_problem(x)
+            peers["POT ot.sinkhorn torch f32 (GPU)"] = lambda: pot_sinkhorn(*pot)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = timed(peers, repeats=5, warmup=2)
         base = res["matbal racs p=2"]["median"]
         for k, v in res.items():
-            out = v["result"]
-            if k.startswith("matbal racs"):
-                it, fin = out.iterations, _relres(out.matrix.double() ** 2)
-            elif k.startswith("matbal sinkhorn"):
-                it, fin = out.iterations, _relres(out.matrix.double())
-            elif k.startswith("hand"):
-                u, vv, KK, it = out
-                fin = _relres(u[:, None] * KK * vv[None, :])
-            else:
-                plan, log = out
-                it, fin = int(log["niter"]) + 1, _relres(torch.as_tensor(plan))
+            it, fin, _ = outcome(k, v["result"])
             rows.append({"shape": f"{m}×{n}", "peer": k, "median_ms": 1e3 * v["median"], "iterations": it,
                          "final_imbalance": fin, "x_racs": v["median"] / base})
         # one sweep's bandwidth (2 reads of K) and racs' marginal sweep cost
