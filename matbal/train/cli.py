@@ -42,8 +42,10 @@ def main(argv=None) -> int:
 
     try:
         res = train(cfg)
-    finally:
-        teardown()
+    except BaseException:
+        teardown(synchronize=False)
+        raise
+    teardown()
     if res.run_dir is not None and _is_main():
         print(json.dumps({"run_dir": str(res.run_dir), "final_val_loss": res.final_val_loss,
                           "best_val_loss": res.best_val_loss,

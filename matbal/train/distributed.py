@@ -23,13 +23,15 @@ and the updated matrices are all-gathered.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "teardown", "select_device", "all_reduce_sum", "barrier"]
+__all__ = ["DistInfo", "setup", "teardown", "select_device", "all_reduce_sum", "barrier",
+           "broadcast_str"]
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,35 @@ def setup(device_choice: str = "auto") -> tuple[DistInfo, torch.device]:
     return info, device
 
 
-def teardown() -> None:
+def teardown(synchronize: bool = True) -> None:
+    """Close the default process group (a no-op when none is started).
+
+    ``synchronize=True`` (a run that ended normally) first waits at a barrier, so no process tears
+    its connections down while a peer is still inside a collective, and collects garbage so the
+    group's last Python references (a DDP reducer in a reference cycle) go before the group does —
+    not during interpreter shutdown, where gloo's worker threads can abort the process. After an
+    error pass ``False``: the peers may never reach the barrier."""
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
+            gc.collect()
         dist.destroy_process_group()
+
+
+def broadcast_str(text: str, info: DistInfo, device: torch.device | None = None) -> str:
+    """Rank 0's ``text`` on every rank (UTF-8 bytes in a tensor; no pickle, unlike
+    ``broadcast_object_list``). A no-op for one process."""
+    if not info.distributed:
+        return text
+    device = device or torch.device("cpu")
+    data = torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8) if text else \
+        torch.zeros(0, dtype=torch.uint8)
+    size = torch.tensor([data.numel()], dtype=torch.int64, device=device)
+    dist.broadcast(size, src=0)
+    buf = data.to(device) if info.is_main else torch.empty(int(size), dtype=torch.uint8,
+                                                             device=device)
+    dist.broadcast(buf, src=0)
+    return bytes(buf.cpu().tolist()).decode()
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -43,7 +42,7 @@ from ..optim.distributed import DistributedChainOptimizer, distribute
 from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_sum, barrier, setup
+from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_str, setup
 from .lrs import resolve_lr
 from .models import count_params
 from .rundir import MetricsWriter, code_version, default_run_name, library_versions, write_json
@@ -105,11 +104,9 @@ def _resolve(cfg: TrainConfig) -> TrainConfig:
     return cfg.replace(lr=lr, adamw_lr=adamw_lr, weight_decay=None if wd is None else float(wd))
 
 
-def _run_dir(cfg: TrainConfig, info: DistInfo) -> Path:
-    name = [cfg.run_name or default_run_name(cfg)]
-    if info.distributed:
-        dist.broadcast_object_list(name, src=0)
-    path = Path(cfg.out_dir) / name[0]
+def _run_dir(cfg: TrainConfig, info: DistInfo, device: torch.device) -> Path:
+    name = broadcast_str(cfg.run_name or default_run_name(cfg), info, device)
+    path = Path(cfg.out_dir) / name
     if info.is_main:
         path.mkdir(parents=True, exist_ok=True)
     barrier(info)
@@ -165,7 +162,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 \
         else contextlib.nullcontext
-    run_dir = _run_dir(cfg, info)
+    run_dir = _run_dir(cfg, info, device)
 
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, rank=info.rank, world_size=info.world_size)
