@@ -109,8 +109,23 @@ def gpt_shapes(width: int, layers: int):
     return [((w, 3 * w), layers), ((w, w), layers), ((w, 4 * w), layers), ((4 * w, w), layers)]
 
 
+def batched_widths(quick: bool, full: bool) -> list[tuple[int, int]]:
+    """(width, layers) of the GPT stacks timed: from ``matbal.train``'s default width 64 (where
+    per-call overhead dominates) up to widths where each matrix alone saturates the GEMM."""
+    if full:
+        return [(64, 2), (256, 4), (768, 12)]
+    return [(64, 2), (128, 4), (384, 4)] if quick else [(64, 2), (256, 4), (768, 2)]
+
+
 def batched_table(quick: bool, full: bool) -> list[dict]:
-    width, layers = (384, 4) if quick else ((768, 12) if full else (768, 2))
+    rows = []
+    for width, layers in batched_widths(quick, full):
+        rows += _batched_rows(width, layers, quick)
+    C.print_table("Batched same-shape stacks vs per-matrix loop (NS5, float32)", rows)
+    return rows
+
+
+def _batched_rows(width: int, layers: int, quick: bool) -> list[dict]:
     shapes = gpt_shapes(width, layers)
     stacks = [syn.gaussian(m, n, seed=i, batch=(k,)) for i, ((m, n), k) in enumerate(shapes)]
     mats = [s[j] for s in stacks for j in range(s.shape[0])]
@@ -129,7 +144,7 @@ def batched_table(quick: bool, full: bool) -> list[dict]:
 
     res = C.interleaved({"matbal batched (one call per shape)": batched, "matbal per-matrix loop": loop,
                          "plain NS5 per-matrix loop": plain, "variant: Gram form loop": gram_loop},
-                        repeats=3, warmup=1)
+                        repeats=3 if width >= 384 else 7, warmup=1)
     fl = sum(C.ns_flops(m, n, 5, batch=k) for (m, n), k in shapes)
     peak = C.machine_limits(quick)["sgemm_gflops"]
     base = res["matbal batched (one call per shape)"]["median"]
@@ -138,7 +153,6 @@ def batched_table(quick: bool, full: bool) -> list[dict]:
         rows.append({"model": f"GPT width {width}, {layers} layers ({len(mats)} matrices)", "peer": k,
                      "median_s": v["median"], "x_batched": v["median"] / base,
                      "GFLOP/s": fl / v["median"] / 1e9, "%peak_f32": 100 * fl / v["median"] / 1e9 / peak})
-    C.print_table("Batched same-shape stacks vs per-matrix loop (NS5, float32)", rows)
     return rows
 
 

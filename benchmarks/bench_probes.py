@@ -19,15 +19,19 @@ the defaults from the per-step costs: ``i + c/every + e/exact_every`` (the budge
 and the overhead measured over ``exact_every`` steps (one continuous probed run vs a base run).
 The CPUs here are shared: differences of a few percent are noise (negative ones too).
 
-Measured (shared 2-core CPU, 1 thread, this script, 2026-11): default model (d=256, 4 blocks,
-2048 tokens/step, 16 matrices): base ≈ 1.2–1.7 s/step, cheap ``c`` ≈ 17 % of a step, exact ``e`` ≈
-180 %, idle within noise → defaults ≈ 2–4 % (measured +2.0 %). ``--quick`` (d=128, 2 blocks, 512
-tokens/step) is the worst case — per-op overheads dominate tiny matrices: ``c`` ≈ 100–120 %,
-``e`` ≈ 320 % → ≈ 15 % at the defaults; use ``every=25, exact_every=250`` for such tiny models.
+Measured (shared 2-core CPU, 1 thread, this script, 2026-11-22, after the CPU batching of the
+cheap metrics): default model (d=256, 4 blocks, 2048 tokens/step, 16 matrices): base ≈ 1.03 s/step,
+cheap ``c`` ≈ 21 % of a step (one matrix at a time, the peer printed on CPU: 45 %), exact ``e`` ≈
+210 %, idle within noise → defaults ≈ 4 % predicted, +5.3 % measured. ``--quick`` (d=128, 2 blocks,
+512 tokens/step) is the worst case — per-op overheads dominate tiny matrices: ``c`` ≈ 67 % (one at
+a time: 129 %), ``e`` ≈ 330 % → ≈ 11 % predicted at the defaults (+3.9 % measured); use
+``every=25, exact_every=250`` for such tiny models.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import math
 import statistics
 import time
 
@@ -72,9 +76,13 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+UNBATCHED = "cheap, one matrix at a time (CPU)"
+
+
 def main(quick: bool = False, *, device: str | None = None, threads: int | None = 1) -> dict:
     """Run the benchmark, print the table, return the numbers."""
     from matbal.instruments.probes import DEFAULT_EVERY, DEFAULT_EXACT_EVERY, Probes
+    probes_mod = importlib.import_module("matbal.instruments.probes.probes")
     from matbal.optim import muon
 
     if threads:
@@ -98,7 +106,16 @@ def main(quick: bool = False, *, device: str | None = None, threads: int | None 
         loss.backward()
         opt.step()
 
-    def timed(n: int, probes: Probes | None) -> list[float]:
+    def timed(n: int, probes: Probes | None, cpu_batch_bytes: int | None = None) -> list[float]:
+        saved = probes_mod.CPU_CHEAP_BATCH_BYTES
+        if cpu_batch_bytes is not None:
+            probes_mod.CPU_CHEAP_BATCH_BYTES = cpu_batch_bytes
+        try:
+            return _timed(n, probes)
+        finally:
+            probes_mod.CPU_CHEAP_BATCH_BYTES = saved
+
+    def _timed(n: int, probes: Probes | None) -> list[float]:
         if probes is not None:
             probes.attach(opt)
         out = []
@@ -121,12 +138,14 @@ def main(quick: bool = False, *, device: str | None = None, threads: int | None 
         "cheap (every=1)": lambda: Probes(every=1, exact_every=None),
         "exact (every=1, exact_every=1)": lambda: Probes(every=1, exact_every=1),
     }
+    if dev.type == "cpu":  # the CPU batching policy's peer: cheap metrics one matrix at a time
+        peers[UNBATCHED] = lambda: Probes(every=1, exact_every=None)
     times: dict[str, list[float]] = {k: [] for k in peers}
     for _ in range(cfg["rounds"]):
         for name, make in peers.items():
             # the first step after attach is "step 1" only for a fresh optimizer; mid-run the
             # cadence follows the optimizer's step counts, so every=1 probes every step
-            times[name] += timed(cfg["block"], make())
+            times[name] += timed(cfg["block"], make(), 0 if name == UNBATCHED else None)
         print(".", end="", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["base"]
@@ -155,6 +174,11 @@ def main(quick: bool = False, *, device: str | None = None, threads: int | None 
     print(f"per-step probe cost: idle i = {i * 1e3:.1f} ms ({i / base:.1%} of a step: taps + "
           f"shadow Adam), cheap c = {c * 1e3:.1f} ms ({c / base:.1%}), exact e = {e * 1e3:.1f} ms "
           f"({e / base:.1%})")
+    if UNBATCHED in med:
+        c1 = med[UNBATCHED] - med["idle (attached, not due)"]
+        print(f"cheap metrics batched in ≤ {probes_mod.CPU_CHEAP_BATCH_BYTES >> 20} MiB stacks: "
+              f"c = {c * 1e3:.1f} ms vs {c1 * 1e3:.1f} ms one matrix at a time "
+              f"({c1 / c if c > 0 else math.nan:.2f}×)")
     print(f"defaults every={DEFAULT_EVERY}, exact_every={DEFAULT_EXACT_EVERY}: predicted overhead "
           f"i + c/{DEFAULT_EVERY} + e/{DEFAULT_EXACT_EVERY} = {predicted:.1%}; measured over "
           f"{n_span}×{span} steps: {measured:+.1%} (base "

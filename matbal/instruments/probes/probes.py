@@ -17,18 +17,21 @@ Per matrix parameter (name matching ``layers``), per observed kind (see
 
 The taps only queue the tensors that are due (the chain's own tensors: no copies; the chain never
 modifies them in place); when the step ends, every queued tensor is measured at once — same-shape
-matrices of all layers and kinds stacked into one batched call per shape (except the cheap
-metrics on CPU, where a loop beats torch's batched mat-vec), a tensor seen under two
+matrices of all layers and kinds stacked into one batched call per shape (on the CPU too: the
+power iteration's batched mat-vecs use the row form of :mod:`matbal.kernels._matvec`), a tensor
+seen under two
 kinds (Muon: ``momentum`` is ``ns_input``) measured once — and the rows ``{run, step, layer, kind,
 metric, value}`` (sorted by layer, then kind) go to the sink in one ``write``.
 
-Overhead (``benchmarks/bench_probes.py``, all matrix layers, all four kinds, CPU): on a GPT-shaped
-model (d = 256, 4 blocks, 2048 tokens/step) a cheap probe step costs ≈ 17 % of a training step
-and an exact one ≈ 180 %, so the defaults ``every=10, exact_every=100`` cost ≈ 2–4 %; the
-taps alone (the shadow Adam update runs every step) are within timing noise. On tiny models
-(d = 128, 512 tokens/step) per-op overheads dominate: ≈ 15 % at the defaults, use ``every=25,
-exact_every=250`` there. Memory: two float32 buffers per probed matrix (shadow Adam) and, on due
-steps, the queued momentum/update tensors until the step ends.
+Overhead (``benchmarks/bench_probes.py``, all matrix layers, all four kinds, CPU, 1 thread): on a
+GPT-shaped model (d = 256, 4 blocks, 2048 tokens/step) a cheap probe step costs ≈ 21 % of a
+training step (2.15× less than measuring one matrix at a time: on the CPU same-shape matrices
+go in stacks of ≤ ``CPU_CHEAP_BATCH_BYTES``, which stay in cache across the power iteration) and
+an exact one ≈ 210 %, so the defaults ``every=10, exact_every=100`` cost ≈ 4–5 %; the taps alone
+(the shadow Adam update runs every step) are within timing noise. On tiny models (d = 128, 512
+tokens/step) per-op overheads dominate: ≈ 11 % predicted at the defaults (4 % measured), use
+``every=25, exact_every=250`` there. Memory: two float32 buffers per probed matrix (shadow Adam)
+and, on due steps, the queued momentum/update tensors until the step ends.
 
 Example
 -------
@@ -46,6 +49,7 @@ Example
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -61,6 +65,7 @@ __all__ = ["Probes", "DEFAULT_EVERY", "DEFAULT_EXACT_EVERY"]
 #: Default cadences, chosen with benchmarks/bench_probes.py to keep probes ≤ 10 % of a step.
 DEFAULT_EVERY = 10
 DEFAULT_EXACT_EVERY = 100
+CPU_CHEAP_BATCH_BYTES = 4 << 20  # CPU: cheap metrics in batches of ≤ 4 MiB (≥ 1 matrix)
 
 
 class Probes(Instrument):
@@ -159,11 +164,14 @@ class Probes(Instrument):
             x = jobs[idx[0]][0]
             groups.setdefault((tuple(x.shape), x.dtype, x.device, key[1], key[2]), []).append(idx)
         chunks = []
-        for (_, _, device, mode, _), members in groups.items():
+        for (shape, dtype, device, mode, _), members in groups.items():
             ns = jobs[members[0][0]][2]
-            # CPU: torch's batched mat-vec (bmm with one column) is 4-6x slower than a loop of
-            # single ones, and the power iteration is all mat-vecs: measure one matrix at a time
-            size = 1 if (mode == "cheap" and device.type == "cpu") else len(members)
+            size = len(members)
+            if mode == "cheap" and device.type == "cpu":
+                # the power iteration passes over its batch 2·power_iters times: a batch that
+                # stays in cache is 1.2-2x faster than a larger one or a loop (BENCHMARKS §6)
+                nbytes = math.prod(shape) * torch.finfo(dtype).bits // 8
+                size = max(1, CPU_CHEAP_BATCH_BYTES // nbytes)
             chunks += [(mode, ns, members[i:i + size]) for i in range(0, len(members), size)]
         for mode, ns, members in chunks:
             batch = torch.stack([jobs[idx[0]][0].detach() for idx in members])

@@ -33,6 +33,8 @@ from typing import Callable
 
 import torch
 
+from .._matvec import matvec, vecmat
+
 __all__ = ["Kernel", "prepare_kernel", "run"]
 
 
@@ -74,9 +76,7 @@ def _row(kern: Kernel, v: torch.Tensor) -> torch.Tensor:
         z = K + v.unsqueeze(-2) if buf is None else torch.add(K, v.unsqueeze(-2), out=buf)
         return torch.logsumexp(z, -1) if kern.kind == "sum" else z.amax(-1)
     if kern.kind == "sum":
-        if K.ndim == 2:
-            return torch.mv(K, v)
-        return torch.matmul(K, v.unsqueeze(-1)).squeeze(-1)
+        return matvec(K, v)
     buf = _scratch(kern)
     z = K * v.unsqueeze(-2) if buf is None else torch.mul(K, v.unsqueeze(-2), out=buf)
     return z.amax(-1)
@@ -89,9 +89,7 @@ def _col(kern: Kernel, u: torch.Tensor) -> torch.Tensor:
         z = K + u.unsqueeze(-1) if buf is None else torch.add(K, u.unsqueeze(-1), out=buf)
         return torch.logsumexp(z, -2) if kern.kind == "sum" else z.amax(-2)
     if kern.kind == "sum":
-        if K.ndim == 2:
-            return torch.mv(K.t(), u)
-        return torch.matmul(u.unsqueeze(-2), K).squeeze(-2)
+        return vecmat(u, K)
     buf = _scratch(kern)
     z = K * u.unsqueeze(-1) if buf is None else torch.mul(K, u.unsqueeze(-1), out=buf)
     return z.amax(-2)
@@ -190,10 +188,9 @@ def _plain_unscaled(x: torch.Tensor, pk: float, kind: str, dtype: torch.dtype, n
         K = xw.abs_() if copied else xw.abs()
     owned = K.data_ptr() != x.data_ptr()
     if kind == "sum":
-        ones_c = torch.ones(K.shape[:-2] + (K.shape[-1], 1), dtype=dtype, device=K.device)
-        ones_r = torch.ones(K.shape[:-2] + (1, K.shape[-2]), dtype=dtype, device=K.device)
-        t0 = torch.matmul(K, ones_c).squeeze(-1)
-        c0 = torch.matmul(ones_r, K).squeeze(-2)
+        ones_c = torch.ones(K.shape[:-2] + (K.shape[-1],), dtype=dtype, device=K.device)
+        ones_r = torch.ones(K.shape[:-1], dtype=dtype, device=K.device)
+        t0, c0 = matvec(K, ones_c), vecmat(ones_r, K)
     else:
         t0, c0 = K.amax(-1), K.amax(-2)
     return K, owned, t0, c0

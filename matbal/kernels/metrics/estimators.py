@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import accum_dtype, as_matrix, check_choice, check_positive, numpy_io
+from .._matvec import matvec, vecmat
 
 __all__ = [
     "Estimate",
@@ -118,23 +119,22 @@ def _power_lower(y: torch.Tensor, iters: int, seed: int) -> torch.Tensor:
     """``max_k ‖Y v_k‖`` over unit power iterates of ``YᵀY`` (a lower bound of ``‖Y‖_2``)."""
     n = y.shape[-1]
     gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(*y.shape[:-2], n, 1, generator=gen, dtype=torch.float64)
+    v = torch.randn(*y.shape[:-2], n, generator=gen, dtype=torch.float64)
     v = v.to(dtype=y.dtype, device=y.device)
-    v = v / torch.linalg.vector_norm(v, dim=(-2, -1), keepdim=True)
-    yt = y.transpose(-2, -1)
+    v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
     tiny = torch.finfo(y.dtype).tiny
-    u = y @ v
-    nu = torch.linalg.vector_norm(u, dim=(-2, -1), keepdim=True)
+    u = matvec(y, v)
+    nu = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
     best = nu
     for _ in range(iters):
         u = u / nu.clamp_min(tiny)
-        v = yt @ u
-        nv = torch.linalg.vector_norm(v, dim=(-2, -1), keepdim=True)  # ‖Yᵀu‖, ‖u‖ = 1
+        v = vecmat(u, y)
+        nv = torch.linalg.vector_norm(v, dim=-1, keepdim=True)  # ‖Yᵀu‖, ‖u‖ = 1
         v = v / nv.clamp_min(tiny)
-        u = y @ v
-        nu = torch.linalg.vector_norm(u, dim=(-2, -1), keepdim=True)  # ‖Yv‖, ‖v‖ = 1
+        u = matvec(y, v)
+        nu = torch.linalg.vector_norm(u, dim=-1, keepdim=True)  # ‖Yv‖, ‖v‖ = 1
         best = torch.maximum(best, torch.maximum(nu, nv))
-    return best[..., 0, 0]
+    return best[..., 0]
 
 
 def _upper(y: torch.Tensor, iters: int) -> torch.Tensor:
