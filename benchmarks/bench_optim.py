@@ -70,7 +70,7 @@ def muon_vs_torch(quick: bool) -> list[dict]:
              "torch.optim.Muon step_s (bf16 NS, n=1)": t_torch,
              "matbal muon step_s (median, n=%d)" % len(times): t_ours,
              "speedup": t_torch / t_ours, "goal": "≥ 50× (CPU)", "met": t_torch / t_ours >= 50,
-             "GPU (≤1.1× torch)": "not measured (no GPU lent to this task)"}]
+             "GPU (≤1.1× torch)": "CUDA runs: bench_gpu optim part (BENCHMARKS §7)"}]
     C.print_table("matbal muon vs torch.optim.Muon: one step on one matrix", rows)
     return rows
 
