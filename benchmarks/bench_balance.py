@@ -154,9 +154,37 @@ def sweep_table(quick: bool) -> list[dict]:
     return rows
 
 
+def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096)) -> list[dict]:
+    """racs against the eager-torch floor: the hand loop alone, the hand loop plus the same
+    two-pass output racs writes (``x·r`` then ``·c``), one output pass, and POT numpy f64 — the
+    same Gaussian matrix, interleaved."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    M, a, b, stop = pot_problem(x, numpy64=True)
+    o, r = torch.empty_like(x), torch.rand(shape[0])
+
+    def hand_plus_output():
+        u, v, K, _ = hand_sinkhorn(x)
+        torch.mul(x, u.sqrt()[:, None], out=K)
+        return K.mul_(v.sqrt())
+
+    res = C.interleaved({
+        "matbal racs p=2": lambda: matbal.racs(x).matrix,
+        "hand loop + output (2 passes)": hand_plus_output,
+        "hand loop, no output": lambda: hand_sinkhorn(x),
+        "one output pass x·r → out": lambda: torch.mul(x, r[:, None], out=o),
+        "POT ot.sinkhorn numpy f64": lambda: pot_sinkhorn(M, a, b, stop),
+    }, repeats=5 if quick else 15, warmup=2)
+    pot = res["POT ot.sinkhorn numpy f64"]["median"]
+    rows = [{"shape": f"{shape[0]}×{shape[1]}", "peer": k, "median_s": v["median"],
+             "min_s": v["min"], "POT_over_this": pot / v["median"]} for k, v in res.items()]
+    C.print_table("racs vs the eager floor (hand loop ± output) and POT numpy f64 — what 10× needs", rows)
+    return rows
+
+
 def main(quick: bool = True, full: bool = False) -> list[dict]:
     rows = []
-    for part, f in (("convergence", convergence_table), ("sweep", sweep_table)):
+    for part, f in (("convergence", convergence_table), ("sweep", sweep_table),
+                    ("floor", floor_table)):
         for r in f(quick):
             r["part"] = part
             rows.append(r)
