@@ -195,3 +195,17 @@ def test_chain_optimizer_refuses_non_chain_and_vector_matrix():
     from matbal.optim.transforms import orthogonalize
     with pytest.raises(ValueError, match="matrix group"):
         ChainOptimizer([w], chain=Chain(orthogonalize()), matrix=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_nonfinite_check_is_exact_even_when_squares_overflow(dtype):
+    from matbal.optim.optimizer import _nonfinite
+
+    big = torch.finfo(dtype).max / 4  # finite, but its square overflows any accumulator
+    grads = [torch.ones(3, 4, dtype=dtype), torch.full((5,), big, dtype=dtype),
+             torch.ones(2, 2, dtype=dtype), torch.ones(6, dtype=dtype)]
+    assert _nonfinite(grads) == set()
+    grads[2][1, 0] = float("nan")
+    grads[3][5] = -float("inf")
+    assert _nonfinite(grads) == {2, 3}
+    assert _nonfinite([]) == set()

@@ -155,11 +155,18 @@ class ChainOptimizer(torch.optim.Optimizer):
 
 
 def _nonfinite(grads: list[torch.Tensor]) -> set[int]:
-    """Indices of gradients holding NaN/Inf: one fused max-abs pass over the list (max|g| is
-    NaN/Inf exactly when some entry is; it cannot overflow), per-tensor only on failure."""
+    """Indices of gradients holding NaN/Inf.
+
+    One fused 2-norm pass over the list (``torch._foreach_norm(grads, 2)``): a finite norm proves
+    every entry finite (NaN/Inf propagate through the sum of squares), so the common case costs
+    one read. A non-finite norm may also come from finite entries whose squares overflow (|g| ≳
+    1e19 in float32): those tensors alone are then checked entry by entry, so the answer is exact.
+    (The max-abs norm, ``ord=inf``, is exact in one pass too but takes a slow reduction path on
+    the CPU: 14× the 2-norm's time, BENCHMARKS §4.)"""
     if not grads:
         return set()
-    maxabs = torch._foreach_norm(grads, float("inf"))
-    if bool(torch.isfinite(torch.stack([m.float() for m in maxabs])).all()):
+    norms = torch._foreach_norm(grads, 2)
+    if bool(torch.isfinite(torch.stack([n.float() for n in norms])).all()):
         return set()
-    return {i for i, m in enumerate(maxabs) if not bool(torch.isfinite(m))}
+    return {i for i, (g, n) in enumerate(zip(grads, norms))
+            if not bool(torch.isfinite(n)) and not bool(torch.isfinite(g).all())}
