@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "parts_rows",
     "interleaved",
     "timeit",
     "machine_info",
@@ -28,6 +29,19 @@ __all__ = [
     "ns_flops",
     "fmt",
 ]
+
+
+# ----------------------------------------------------------------------------------------------
+# parts
+
+def parts_rows(parts: Iterable[tuple[str, Callable[[], list[dict]]]]) -> list[dict]:
+    """Run each ``(name, table_fn)`` of a benchmark in order; its rows, each tagged ``part=name``."""
+    rows = []
+    for part, table in parts:
+        for r in table():
+            r["part"] = part
+            rows.append(r)
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------

@@ -185,13 +185,8 @@ def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096)) -> list[dict
 
 
 def main(quick: bool = True, full: bool = False) -> list[dict]:
-    rows = []
-    for part, f in (("convergence", convergence_table), ("sweep", sweep_table),
-                    ("floor", floor_table)):
-        for r in f(quick):
-            r["part"] = part
-            rows.append(r)
-    return rows
+    return C.parts_rows([(part, lambda f=f: f(quick)) for part, f in (
+        ("convergence", convergence_table), ("sweep", sweep_table), ("floor", floor_table))])
 
 
 if __name__ == "__main__":

@@ -216,13 +216,10 @@ def tta_table(quick: bool) -> list[dict]:
 
 
 def main(quick: bool = True, full: bool = False) -> list[dict]:
-    rows = []
-    for part, f in (("shapes", lambda: shapes_table(quick, full)), ("accuracy", lambda: accuracy_table(quick)),
-                    ("batched", lambda: batched_table(quick, full)), ("time_to_accuracy", lambda: tta_table(quick))):
-        for r in f():
-            r["part"] = part
-            rows.append(r)
-    return rows
+    return C.parts_rows([("shapes", lambda: shapes_table(quick, full)),
+                         ("accuracy", lambda: accuracy_table(quick)),
+                         ("batched", lambda: batched_table(quick, full)),
+                         ("time_to_accuracy", lambda: tta_table(quick))])
 
 
 if __name__ == "__main__":

@@ -76,12 +76,8 @@ def muon_vs_torch(quick: bool) -> list[dict]:
 
 
 def main(quick: bool = True, full: bool = False) -> list[dict]:
-    rows = []
-    for part, f in (("gpt", lambda: gpt_table(quick, full)), ("muon_vs_torch", lambda: muon_vs_torch(quick))):
-        for r in f():
-            r["part"] = part
-            rows.append(r)
-    return rows
+    return C.parts_rows([("gpt", lambda: gpt_table(quick, full)),
+                         ("muon_vs_torch", lambda: muon_vs_torch(quick))])
 
 
 if __name__ == "__main__":
