@@ -5,7 +5,7 @@
 
 Why not ``a @ v[..., None]``: on the CPU torch's batched product with a single *column*
 (``bmm`` of ``(B, m, n)`` by ``(B, n, 1)``) takes a slow path, 6–25× slower than a loop of
-``torch.mv`` (1 thread, B = 4…16, 128×512 … 512×2048; ``BENCHMARKS.md``, "Batched mat-vec"),
+``torch.mv`` (1 thread, B = 4…16, 128×512 … 512×2048; ``BENCHMARKS.md`` §6),
 while the product with a single *row* (``(B, 1, m)`` by ``(B, m, n)``) is as fast as the loop.
 So on the CPU ``a v`` is computed as ``(vᵀ aᵀ)ᵀ``: the same sums, a row-vector product over the
 transposed view (no copy). A single matrix uses ``torch.mv``; CUDA keeps the column form.

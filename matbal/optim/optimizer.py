@@ -162,7 +162,7 @@ def _nonfinite(grads: list[torch.Tensor]) -> set[int]:
     one read. A non-finite norm may also come from finite entries whose squares overflow (|g| ≳
     1e19 in float32): those tensors alone are then checked entry by entry, so the answer is exact.
     (The max-abs norm, ``ord=inf``, is exact in one pass too but takes a slow reduction path on
-    the CPU: 14× the 2-norm's time, BENCHMARKS §4.)"""
+    the CPU: 12× the 2-norm's time, BENCHMARKS §4.)"""
     if not grads:
         return set()
     norms = torch._foreach_norm(grads, 2)

@@ -17,11 +17,11 @@ Per matrix parameter (name matching ``layers``), per observed kind (see
 
 The taps only queue the tensors that are due (the chain's own tensors: no copies; the chain never
 modifies them in place); when the step ends, every queued tensor is measured at once — same-shape
-matrices of all layers and kinds stacked into one batched call per shape (on the CPU too: the
-power iteration's batched mat-vecs use the row form of :mod:`matbal.kernels._matvec`), a tensor
-seen under two
-kinds (Muon: ``momentum`` is ``ns_input``) measured once — and the rows ``{run, step, layer, kind,
-metric, value}`` (sorted by layer, then kind) go to the sink in one ``write``.
+matrices of all layers and kinds stacked into batched calls (on the CPU the cheap metrics in
+stacks of ≤ ``CPU_CHEAP_BATCH_BYTES``; their mat-vecs use the row form of
+:mod:`matbal.kernels._matvec`), a tensor seen under two kinds (Muon: ``momentum`` is
+``ns_input``) measured once — and the rows ``{run, step, layer, kind, metric, value}`` (sorted by
+layer, then kind) go to the sink in one ``write``.
 
 Overhead (``benchmarks/bench_probes.py``, all matrix layers, all four kinds, CPU, 1 thread): on a
 GPT-shaped model (d = 256, 4 blocks, 2048 tokens/step) a cheap probe step costs ≈ 21 % of a
@@ -29,9 +29,10 @@ training step (2.15× less than measuring one matrix at a time: on the CPU same-
 go in stacks of ≤ ``CPU_CHEAP_BATCH_BYTES``, which stay in cache across the power iteration) and
 an exact one ≈ 210 %, so the defaults ``every=10, exact_every=100`` cost ≈ 4–5 %; the taps alone
 (the shadow Adam update runs every step) are within timing noise. On tiny models (d = 128, 512
-tokens/step) per-op overheads dominate: ≈ 11 % predicted at the defaults (4 % measured), use
-``every=25, exact_every=250`` there. Memory: two float32 buffers per probed matrix (shadow Adam)
-and, on due steps, the queued momentum/update tensors until the step ends.
+tokens/step) per-op overheads dominate: 9–11 % predicted at the defaults (+4 % and +14.5 %
+measured in two runs), use ``every=25, exact_every=250`` there. Memory: two float32 buffers per
+probed matrix (shadow Adam) and, on due steps, the queued momentum/update tensors until the step
+ends.
 
 Example
 -------

@@ -151,7 +151,7 @@ def _normalize(x: torch.Tensor, kind: str, safety: float, eps: float, work: torc
         # needs anyway) and scale by a scalar — the same rounding, a few small ops fewer
         fv = float(f)
         if not math.isfinite(fv):
-            _check_finite(torch.zeros((), dtype=torch.bool), x)
+            _check_finite(torch.tensor(False), x)  # raises, telling NaN/Inf from overflow
         scale = 1.0 / (safety * fv + eps) if fv > 0 else 0.0
         return torch.mul(x, scale, out=torch.empty(x.shape, dtype=work, device=x.device)), None, None
     # the float64 norm is NaN/Inf exactly when x holds a NaN/Inf (no finite float32/half input can
