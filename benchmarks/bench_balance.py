@@ -8,7 +8,6 @@ Ruiz equalizes max-norms (another fixed point): its own p=∞ residual is report
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
