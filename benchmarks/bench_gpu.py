@@ -9,7 +9,8 @@ limits measured in the same run.
 - time to spectral error 1e-2 (x_min ≥ 1e-3) per schedule, float32 (TF32 off);
 - balancing: racs p=2 to imbalance 1e-6 vs a hand-written Sinkhorn loop and POT (torch backend on
   the GPU, when POT is installed); one sweep's bytes/s vs measured read bandwidth;
-- optimizer steps on a GPT's matrices: every preset vs torch.optim.AdamW and torch.optim.Muon.
+- optimizer steps on a GPT's matrices: every preset vs torch.optim.AdamW and torch.optim.Muon;
+  where a Muon step's device time goes, op by op (``torch.profiler``), matbal vs torch.
 
 ``python benchmarks/run_all.py --only gpu`` (or ``python -m benchmarks.bench_gpu``). Without CUDA it
 returns one row saying so. Timing: peers interleaved, ``torch.cuda.synchronize()`` around each
@@ -338,18 +339,23 @@ def optim_table(quick: bool) -> list[dict]:
     rows = []
     for width, layers in ([(768, 4)] if quick else [(768, 12), (2048, 8)]):
         shapes = gpt_shapes(*_s(width), layers)
-        _params = _param_maker(shapes)
+        # every optimizer steps the same parameter tensors (own state each): timing does not
+        # depend on the values, and 16 private copies of a width-2048 model do not fit in 80 GB
+        shared = _param_maker(shapes)()
+        _params = lambda: shared  # noqa: E731
         opts = {name: ctor(_params(), lr=1e-3) for name, ctor in PRESETS.items() if name != "polargrad"}
         opts = {f"matbal {k}": v for k, v in opts.items()}
         opts["matbal muon (ns_dtype=None: float32 NS)"] = muon(_params(), lr=1e-3, ns_dtype=None)
         opts["matbal muon (ns_form='auto': Gram NS on wide shapes)"] = muon(_params(), lr=1e-3,
                                                                             ns_form="auto")
+        opts["matbal muon, session-3 code (before)"] = muon(_params(), lr=1e-3)
         opts["torch.optim.Muon"] = torch.optim.Muon(_params(), lr=1e-3)
         opts["torch.optim.AdamW (foreach)"] = torch.optim.AdamW(_params(), lr=1e-3)
         opts["torch.optim.AdamW (fused)"] = torch.optim.AdamW(_params(), lr=1e-3, fused=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = timed({k: o.step for k, o in opts.items()}, repeats=5, warmup=2)
+            res = timed({k: _as_session3(o.step) if "before" in k else o.step
+                         for k, o in opts.items()}, repeats=5, warmup=2)
         tm, ta = res["torch.optim.Muon"]["median"], res["torch.optim.AdamW (foreach)"]["median"]
         nmat = sum(k for _, k in shapes)
         for k, v in res.items():
@@ -359,6 +365,94 @@ def optim_table(quick: bool) -> list[dict]:
         del opts, res
         torch.cuda.empty_cache()
     C.print_table("Optimizer step on the GPU (goal: matbal muon ≤ 1.1× torch.optim.Muon)", rows)
+    return rows
+
+
+def _as_session3(step):
+    """``step`` run with session 3's code patched back in — the side-by-side peer of session 4's
+    changes to the Muon step: float64 NS norm for bf16 work, same-shape updates stacked in
+    their own dtype before NS, ``scale_by_shape`` copying at factor 1, weight decay as a
+    transform (``u + λp``) instead of the shell's ``p(1 − lr·λ)``."""
+    import importlib
+
+    from matbal.optim import optimizer as opt_mod
+    from matbal.optim.transforms import scaling as sc_mod
+
+    ns_mod = importlib.import_module("matbal.kernels.orthogonalize.newton_schulz")
+
+    def copying_apply(self, updates, states, ctx):
+        f = sc_mod.SHAPE_RULES[self.rule]
+        return [u * f(u.shape[-2], u.shape[-1]) for u in updates]
+
+    patches = [(ns_mod, "_fro_half_work", lambda x: None), (ns_mod, "LIST_MIN_BYTES", math.inf),
+               (opt_mod, "_split_trailing_decay", lambda chain: (chain, 0.0)),
+               (sc_mod.ScaleByShape, "apply", copying_apply)]
+
+    def run():
+        kept = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+        for obj, name, new in patches:
+            setattr(obj, name, new)
+        try:
+            return step()
+        finally:
+            for obj, name, old in kept:
+                setattr(obj, name, old)
+
+    return run
+
+
+def _op_times(prof, device: bool) -> dict[str, tuple[float, int]]:
+    """``{op name: (self time in s, calls)}`` from a finished ``torch.profiler`` run: device
+    (CUDA kernel) time attributed to the aten op that launched it, or CPU time in the dry run."""
+    out = {}
+    for ev in prof.key_averages():
+        t = (getattr(ev, "self_device_time_total", None) or getattr(ev, "self_cuda_time_total", 0)
+             if device else ev.self_cpu_time_total)
+        if t and ev.key.startswith("aten::"):
+            out[ev.key] = (t * 1e-6, ev.count)
+    return out
+
+
+def profile_table(quick: bool) -> list[dict]:
+    """Where one Muon step's device time goes, op by op: matbal ``muon`` (the preset) vs
+    ``torch.optim.Muon`` on a GPT's matrices (float32 parameters; quick: width 768, 4 layers;
+    default: width 2048, 8 layers), 3 profiled steps after 2 warm-ups, ``torch.profiler``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from matbal.optim import muon
+
+    device = _dev().type == "cuda"
+    width, layers = (768, 4) if quick else (2048, 8)
+    shapes = gpt_shapes(*_s(width), layers)
+    make = _param_maker(shapes)
+    mine = muon(make(), lr=1e-3)
+    opts = {"matbal muon": mine, "matbal muon, session-3 code (before)": mine,
+            "torch.optim.Muon": torch.optim.Muon(make(), lr=1e-3)}
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device else [])
+    steps, per = 3, {}
+    for name, o in opts.items():
+        step = _as_session3(o.step) if "before" in name else o.step
+        for _ in range(2):
+            step()
+        _sync()
+        with profile(activities=acts) as prof:
+            for _ in range(steps):
+                step()
+            _sync()
+        per[name] = _op_times(prof, device)
+    ops = sorted(set().union(*per.values()), key=lambda k: -per["matbal muon"].get(k, (0, 0))[0])
+    model = f"GPT w{width} L{layers} ({sum(k for _, k in shapes)} matrices)"
+    rows = []
+    for op in ops + ["total"]:
+        row = {"model": model, "op": op}
+        for name, times in per.items():
+            t, n = (sum(v[0] for v in times.values()), 0) if op == "total" else times.get(op, (0.0, 0))
+            row[f"{name} ms/step"] = 1e3 * t / steps
+            row[f"{name} calls/step"] = n / steps
+        rows.append(row)
+    rows = [r for r in rows if r["op"] == "total" or max(
+        r[f"{k} ms/step"] for k in per) >= 0.01 * max(rows[-1][f"{k} ms/step"] for k in per)]
+    C.print_table(f"Muon step, {'CUDA' if device else 'CPU (dry run)'} time per op ({model})", rows)
     return rows
 
 
@@ -388,7 +482,7 @@ def scaling_table(quick: bool) -> list[dict]:
     return rows
 
 
-PARTS = ("limits", "optim", "ns", "batched", "time_to_accuracy", "balance", "scaling")
+PARTS = ("limits", "optim", "profile", "ns", "batched", "time_to_accuracy", "balance", "scaling")
 
 
 def main(quick: bool = True, full: bool = False, parts=None) -> list[dict]:
@@ -398,6 +492,7 @@ def main(quick: bool = True, full: bool = False, parts=None) -> list[dict]:
         return [{"part": "skipped", "reason": "no CUDA device"}]
     rows = []
     for part, f in (("limits", limits_table), ("optim", lambda: optim_table(quick)),
+                    ("profile", lambda: profile_table(quick)),
                     ("ns", lambda: ns_table(quick, full)),
                     ("batched", lambda: batched_table(quick)), ("time_to_accuracy", lambda: tta_table(quick)),
                     ("balance", lambda: balance_table(quick)), ("scaling", lambda: scaling_table(quick))):

@@ -32,7 +32,8 @@ def test_every_part_of_the_gpu_suite_runs(bench_gpu):
     errors = [r for r in rows if "error" in r]
     assert not errors, errors
     parts = {r["part"] for r in rows}
-    assert parts == {"limits", "ns", "batched", "time_to_accuracy", "balance", "optim", "scaling", "limits_dict"}
+    assert parts == {"limits", "ns", "batched", "time_to_accuracy", "balance", "optim", "profile", "scaling",
+                     "limits_dict"}
     ns = [r for r in rows if r["part"] == "ns"]
     assert {"matbal bf16", "torch.optim.Muon NS (bf16)", "hand-written bf16 loop"} <= {r["peer"] for r in ns}
     # every NS peer computes the same map: within bf16 rounding of float64 NS

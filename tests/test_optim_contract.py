@@ -209,3 +209,88 @@ def test_nonfinite_check_is_exact_even_when_squares_overflow(dtype):
     grads[3][5] = -float("inf")
     assert _nonfinite(grads) == {2, 3}
     assert _nonfinite([]) == set()
+
+
+def test_trailing_weight_decay_is_applied_by_the_shell_as_the_same_update():
+    """``p ← p(1 − lr·λ) − lr·u`` (shell) equals ``p ← p − lr·(u + λp)`` (transform) to float64
+    rounding; a decay that is not trailing, or is wrapped by an instrument, runs as a transform."""
+    from matbal.instruments.probes.placement import Instrumented
+    from matbal.optim import Chain, ChainOptimizer
+    from matbal.optim.optimizer import _split_trailing_decay
+    from matbal.optim.transforms import add_decayed_weights, scale_by_adam, scale_by_shape
+
+    gen = torch.Generator().manual_seed(0)
+    w0 = torch.randn(6, 5, dtype=torch.float64, generator=gen)
+    grads = [torch.randn(6, 5, dtype=torch.float64, generator=gen) for _ in range(4)]
+    lr, lam = 0.05, 0.3
+
+    def run(chain):
+        w = torch.nn.Parameter(w0.clone())
+        opt = ChainOptimizer([w], chain=chain, lr=lr)
+        for g in grads:
+            w.grad = g.clone()
+            opt.step()
+            assert torch.equal(w.grad, g)  # p.grad never touched
+        return w.detach()
+
+    decay = add_decayed_weights(lam)
+    head, got = _split_trailing_decay(Chain(scale_by_adam(), decay, add_decayed_weights(0.1)))
+    assert len(head) == 1 and got == pytest.approx(0.4)
+    assert _split_trailing_decay(Chain(decay, scale_by_shape("sqrt(m/n)")))[1] == 0.0
+    assert _split_trailing_decay(Chain(scale_by_adam(), Instrumented(decay)))[1] == 0.0
+    assert _split_trailing_decay(Chain(decay)) == (None, lam)
+    # the manual reference: Adam direction, then p - lr (u + λ p)
+    ref = Chain(scale_by_adam())
+    w = w0.clone()
+    states = [ref.init(w)]
+    for k, g in enumerate(grads, 1):
+        from matbal.optim.transforms.base import StepContext
+        ctx = StepContext(params=[w], steps=[k], names=["w"], group={"lr": lr}, matrix=False)
+        u = ref([g], states, ctx)[0]
+        w = w - lr * (u + lam * w)
+    torch.testing.assert_close(run(Chain(scale_by_adam(), decay)), w, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(run(Chain(scale_by_adam(), Instrumented(decay))), w, rtol=1e-14, atol=1e-15)
+    # decay alone: p(1 - lr λ)^k - lr Σ ...; with a zero gradient exactly p (1 - lr λ)^k
+    wz = torch.nn.Parameter(w0.clone())
+    opt = ChainOptimizer([wz], chain=Chain(decay), lr=lr)
+    for _ in range(3):
+        wz.grad = torch.zeros_like(w0)
+        opt.step()
+    torch.testing.assert_close(wz.detach(), w0 * (1 - lr * lam) ** 3, rtol=1e-15, atol=0)
+
+
+def test_scale_by_shape_passes_a_unit_factor_through_and_scales_the_rest():
+    from matbal.optim.transforms import scale_by_shape
+    from matbal.optim.transforms.base import StepContext
+
+    us = [torch.randn(4, 8), torch.randn(8, 2), torch.randn(3, 3)]
+    ctx = StepContext(params=us, steps=[1, 1, 1], names=["a", "b", "c"], group={"lr": 1.0}, matrix=True)
+    out = scale_by_shape("original").apply(us, [{}] * 3, ctx)
+    assert out[0] is us[0] and out[2] is us[2]  # √max(1, m/n) = 1: no copy
+    torch.testing.assert_close(out[1], us[1] * 2.0, rtol=0, atol=0)
+    out = scale_by_shape("match_rms_adamw").apply(us, [{}] * 3, ctx)
+    torch.testing.assert_close(out[0], us[0] * (0.2 * 8 ** 0.5), rtol=0, atol=0)
+
+
+def test_orthogonalize_hands_same_shape_updates_to_ns_as_a_list(monkeypatch):
+    """Same-shape updates reach newton_schulz as a list (normalized straight into the working
+    dtype when large; the threshold is lowered here) and give the per-matrix results."""
+    import importlib
+
+    from matbal.optim.transforms import orthogonalize
+    from matbal.optim.transforms.base import StepContext
+
+    ns_mod = importlib.import_module("matbal.kernels.orthogonalize.newton_schulz")
+    monkeypatch.setattr(ns_mod, "LIST_MIN_BYTES", 0)
+    calls = []
+    keep = ns_mod._normalize_list
+    monkeypatch.setattr(ns_mod, "_normalize_list", lambda mats, *a: calls.append(len(mats)) or keep(mats, *a))
+    gen = torch.Generator().manual_seed(0)
+    us = [torch.randn(16, 40, generator=gen) for _ in range(3)] + [torch.randn(40, 16, generator=gen) for _ in range(2)]
+    ctx = StepContext(params=us, steps=[1] * 5, names=list("abcde"), group={"lr": 1.0}, matrix=True)
+    got = orthogonalize("muon").apply(us, [{}] * 5, ctx)
+    ref = orthogonalize("muon", batch=False).apply(us, [{}] * 5, ctx)
+    assert sorted(calls) == [2, 3]
+    for g, r, u in zip(got, ref, us):
+        assert g.shape == u.shape and g.dtype == u.dtype
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-5)

@@ -1,6 +1,8 @@
 """newton_schulz and polar: exact spectral prediction, invariances, batching, dtypes, bad input."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -354,3 +356,91 @@ def test_nan_or_inf_anywhere_in_a_batch_is_refused_for_every_dtype_and_norm(dtyp
     if dtype == torch.float64 and normalize != "none":  # ‖x‖_F beyond float64: said, not zeros
         with pytest.raises(ValueError, match="overflows float64"):
             newton_schulz(torch.full((3, 4), torch.finfo(dtype).max / 2, dtype=dtype), normalize=normalize)
+
+
+_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_half_work_norm_in_float32_agrees_with_float64(in_dtype, device):
+    """An iteration in bf16/fp16 takes its Frobenius norm accumulated in float32 (one read, no
+    float64 copy): within 1e-5 of the float64 norm (2e-6 seen), the NS result within bf16 rounding."""
+    from matbal.kernels.orthogonalize.newton_schulz import _fro, _fro_half_work
+
+    x = torch.randn(3, 64, 256, generator=torch.Generator().manual_seed(0)).to(device, in_dtype)
+    f32, f64 = _fro_half_work(x), _fro(x)
+    assert f32 is not None and f32.dtype == torch.float32
+    torch.testing.assert_close(f32.double(), f64, rtol=1e-5, atol=0)
+    o = newton_schulz(x, dtype=torch.bfloat16).float()
+    ref = newton_schulz(x.double()).float()
+    assert float((o - ref).norm() / ref.norm()) < 2e-2
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+@pytest.mark.parametrize("scale", [1e-25, 1e-20, 1e25])
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_half_work_norm_falls_back_to_float64_when_float32_cannot_hold_it(scale, batch, device):
+    """Entries whose squares underflow (≲1e-19) or overflow (≳1e19) float32: the float32 norm is
+    not trusted and the float64 one is used, so scaling x changes nothing (eps = 0)."""
+    from matbal.kernels.orthogonalize.newton_schulz import _fro_half_work
+
+    x = torch.randn(*batch, 16, 48, generator=torch.Generator().manual_seed(1)).to(device)
+    assert _fro_half_work(x * scale) is None
+    o = newton_schulz(x * scale, dtype=torch.bfloat16, eps=0.0)
+    torch.testing.assert_close(o, newton_schulz(x, dtype=torch.bfloat16, eps=0.0), rtol=0, atol=0)
+    for bad in (float("nan"), float("inf")):  # NaN/Inf still refused on this path
+        y = x.clone()
+        y[..., 3, 5] = bad
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            newton_schulz(y, dtype=torch.bfloat16)
+    z = torch.zeros(*batch, 16, 48, device=device)
+    assert _fro_half_work(z) is None and not newton_schulz(z, dtype=torch.bfloat16).any()
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+@pytest.mark.parametrize("shape", [(32, 96), (96, 32), (40, 40)])
+@pytest.mark.parametrize("dtype,work", [(torch.float32, None), (torch.float32, torch.bfloat16),
+                                        (torch.float64, None), (torch.bfloat16, torch.bfloat16)])
+def test_list_input_is_the_stacked_batch(monkeypatch, device, shape, dtype, work):
+    """A list of same-shape matrices gives what their stack gives: through the direct path
+    (threshold lowered so these small matrices take it) to the rounding of the norm."""
+    ns_mod = importlib.import_module("matbal.kernels.orthogonalize.newton_schulz")
+
+    monkeypatch.setattr(ns_mod, "LIST_MIN_BYTES", 0)
+    gen = torch.Generator().manual_seed(3)
+    mats = [torch.randn(*shape, generator=gen).to(device, dtype) for _ in range(3)]
+    seen = []
+    keep = ns_mod._normalize_list
+    monkeypatch.setattr(ns_mod, "_normalize_list", lambda *a: seen.append(1) or keep(*a))
+    got = newton_schulz(mats, dtype=work)
+    ref = newton_schulz(torch.stack(mats), dtype=work)
+    assert seen and got.shape == ref.shape == (3, *shape) and got.dtype == dtype
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5}.get(work or dtype, 2e-2)
+    assert float((got.double() - ref.double()).abs().max()) <= tol
+    # a zero or non-finite matrix in the list: the general path (zeros stay zeros; NaN raises)
+    mats[1] = torch.zeros_like(mats[1])
+    got = newton_schulz(mats, dtype=work)
+    single = newton_schulz(mats[0], dtype=work)
+    assert not got[1].any() and float((got[0].double() - single.double()).abs().max()) <= tol
+    mats[1][0, 0] = float("nan")
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        newton_schulz(mats, dtype=work)
+
+
+def test_list_input_small_or_other_normalization_is_stacked_and_bad_lists_are_refused():
+    mats = [torch.randn(8, 12, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    for norm in ("frobenius", "schatten8"):
+        assert torch.equal(newton_schulz(mats, normalize=norm),
+                           newton_schulz(torch.stack(mats), normalize=norm))
+    assert newton_schulz(tuple(mats[:1])).shape == (1, 8, 12)
+    with pytest.raises(ValueError, match="empty list"):
+        newton_schulz([])
+    with pytest.raises(ValueError, match=r"x\[1\] is \(12, 8\)"):
+        newton_schulz([mats[0], mats[1].T])
+    with pytest.raises(ValueError, match=r"x\[1\] is \(8, 12\) torch.float64"):
+        newton_schulz([mats[0], mats[1].double()])
+    with pytest.raises(ValueError, match=r"x\[0\] must be a matrix"):
+        newton_schulz([torch.randn(2, 8, 12)])
+    with pytest.raises(TypeError, match=r"x\[1\] must be a torch.Tensor"):
+        newton_schulz([mats[0], [[1.0]]])

@@ -1,7 +1,9 @@
 """``ChainOptimizer``: one ``torch.optim.Optimizer`` that runs a :class:`Chain` per parameter group.
 
 The shell only keeps books — param groups, per-parameter state, step counts, ``state_dict`` — and
-applies ``p ← p − lr·u`` where ``u`` is what the group's chain returns. Matrix groups
+applies ``p ← p − lr·u`` where ``u`` is what the group's chain returns (a trailing
+``add_decayed_weights(λ)`` is applied as ``p ← p(1 − lr·λ) − lr·u``: the same update, one pass
+fewer). Matrix groups
 (``matrix=True``) hand the chain 2-D views ``(out, in·k·k)`` of the gradients.
 
 Guarantees:
@@ -32,6 +34,7 @@ import torch
 from ..kernels._checks import check_choice, check_positive
 from .chain import Chain
 from .transforms.base import StepContext
+from .transforms.weight_decay import AddDecayedWeights
 
 __all__ = ["ChainOptimizer"]
 
@@ -119,8 +122,11 @@ class ChainOptimizer(torch.optim.Optimizer):
             states.append(st)
             steps.append(st["step"])
         ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix)
-        out = chain(updates, states, ctx)
+        head, decay = _split_trailing_decay(chain)
+        out = head(updates, states, ctx) if head is not None else updates
         lr = float(group["lr"])
+        if decay:
+            torch._foreach_mul_(params, 1.0 - lr * decay)
         torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
                             alpha=-lr)
 
@@ -152,6 +158,29 @@ class ChainOptimizer(torch.optim.Optimizer):
             for k, v in st.items():
                 if isinstance(v, torch.Tensor):
                     self.state[p][k] = v.to(device=p.device, copy=True)
+
+
+def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:
+    """``(head, λ)``: the chain without its trailing plain ``add_decayed_weights`` transforms and
+    their summed decay, which the shell applies as ``p ← p(1 − lr·λ) − lr·u`` instead of
+    ``p ← p − lr·(u + λp)`` — the same update (torch.optim.AdamW's and torch.optim.Muon's order
+    of operations) with one pass over the parameters fewer and no new tensor. ``head`` keeps the
+    transforms' indices (so their state keys); it is None when the chain is decay only.
+    A decay wrapped by an instrument (it then has taps to call) is not split off. Cached on the
+    chain (chains are immutable)."""
+    cached = getattr(chain, "_split_decay", None)
+    if cached is not None:
+        return cached
+    ts = chain.transforms
+    k = len(ts)
+    while k > 0 and type(ts[k - 1]) is AddDecayedWeights:
+        k -= 1
+    if k == len(ts):
+        out = (chain, 0.0)
+    else:
+        out = ((Chain(*ts[:k]) if k else None), sum(t.weight_decay for t in ts[k:]))
+    chain._split_decay = out
+    return out
 
 
 def _nonfinite(grads: list[torch.Tensor]) -> set[int]:

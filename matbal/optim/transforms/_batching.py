@@ -10,10 +10,14 @@ __all__ = ["map_by_shape"]
 
 
 def map_by_shape(
-    fn: Callable[[torch.Tensor], torch.Tensor], mats: list[torch.Tensor], *, batch: bool = True
+    fn: Callable[[torch.Tensor], torch.Tensor], mats: list[torch.Tensor], *, batch: bool = True,
+    stack: bool = True,
 ) -> list[torch.Tensor]:
     """``[fn(x) for x in mats]``, computed as one ``fn`` call per distinct (shape, dtype, device)
-    on a stacked ``(k, m, n)`` batch when ``batch`` (the kernel must be batch-transparent)."""
+    on a stacked ``(k, m, n)`` batch when ``batch`` (the kernel must be batch-transparent).
+    ``stack=False`` hands ``fn`` the list of same-shape matrices instead (k ≥ 2; it returns the
+    ``(k, …)`` result), for kernels that stack more cheaply themselves
+    (:func:`matbal.newton_schulz` normalizes a list straight into its working dtype)."""
     if not batch:
         return [fn(x) for x in mats]
     groups: dict[tuple, list[int]] = defaultdict(list)
@@ -24,7 +28,8 @@ def map_by_shape(
         if len(idx) == 1:
             out[idx[0]] = fn(mats[idx[0]])
             continue
-        res = fn(torch.stack([mats[i] for i in idx]))
+        same = [mats[i] for i in idx]
+        res = fn(torch.stack(same) if stack else same)
         for j, i in enumerate(idx):
             out[i] = res[j]
     return out

@@ -77,8 +77,10 @@ class Orthogonalize(Transform):
         self.nuclear_scale, self.batch = nuclear_scale, batch
         self.form, self.restart_every = form, restart_every
 
-    def _ortho(self, x: torch.Tensor) -> torch.Tensor:
+    def _ortho(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """NS (or polar) of one matrix, or of a list of same-shape ones (stacked result)."""
         if self.exact:
+            x = torch.stack(x) if isinstance(x, list) else x
             return polar(x).to(x.dtype)
         return newton_schulz(
             x,
@@ -86,7 +88,7 @@ class Orthogonalize(Transform):
             steps=self.steps,
             normalize=self.normalize,
             eps=self.eps,
-            dtype=ns_dtype_for(self.dtype, x.device),
+            dtype=ns_dtype_for(self.dtype, (x[0] if isinstance(x, list) else x).device),
             form=self.form,
             restart_every=self.restart_every,
         )
@@ -94,7 +96,7 @@ class Orthogonalize(Transform):
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:
             raise ValueError("orthogonalize needs matrix parameters (route others to AdamW)")
-        out = map_by_shape(self._ortho, updates, batch=self.batch)
+        out = map_by_shape(self._ortho, updates, batch=self.batch, stack=False)
         if self.nuclear_scale:
             out = [o * (u.double() * o.double()).sum().to(o.dtype) for u, o in zip(updates, out)]
         return out

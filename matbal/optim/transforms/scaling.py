@@ -42,7 +42,13 @@ class ScaleByShape(Transform):
         if not ctx.matrix:
             raise ValueError("scale_by_shape needs matrix parameters")
         f = SHAPE_RULES[self.rule]
-        return [u * f(u.shape[-2], u.shape[-1]) for u in updates]
+        out = []
+        for u in updates:
+            s = f(u.shape[-2], u.shape[-1])
+            # a factor of exactly 1 (every wide or square matrix under "original") would only
+            # copy: pass the update on (transforms never modify their inputs in place)
+            out.append(u if s == 1.0 else u * s)
+        return out
 
 
 def scale_by_shape(rule: str = "sqrt(max(1,m/n))") -> ScaleByShape:
