@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT = os.path.join(HERE, "results", "gpu-h100.json")
 NS_PEERS = ["matbal bf16", "matbal bf16, Gram form", "torch.optim.Muon NS (bf16)", "hand-written bf16 loop",
             "matbal f32 (TF32 on)", "matbal f32 (TF32 off)"]
-OPT_PEERS = ["matbal muon", "matbal muon (ns_form='auto': Gram NS on wide shapes)", "matbal muoneq-r",
+OPT_PEERS = ["matbal muon", "matbal muon, session-3 code (before)",
+             "matbal muon (ns_form='auto': Gram NS on wide shapes)", "matbal muoneq-r",
              "matbal reg", "matbal adamw", "torch.optim.Muon", "torch.optim.AdamW (foreach)"]
 
 

@@ -129,9 +129,10 @@ def _fro(x: torch.Tensor) -> torch.Tensor:
 _F32_NORM_FLOOR = 1e-12
 
 
-def _fro_half_work(x: torch.Tensor) -> torch.Tensor | None:
-    """Frobenius norm accumulated in float32, for an iteration that runs in bf16/fp16; ``None``
-    when it cannot be trusted (then the caller takes the float64 :func:`_fro`).
+def _fro_half_work(x: torch.Tensor) -> tuple[torch.Tensor, list[float]] | None:
+    """Frobenius norm accumulated in float32, for an iteration that runs in bf16/fp16, as
+    ``(norms (B, 1, 1), their values read to the host)``; ``None`` when it cannot be trusted
+    (then the caller takes the float64 :func:`_fro`).
 
     Trusted when every norm is finite and ``≥ 1e-12``: a finite sum of squares had no overflowing
     term and no NaN/Inf entry (the squares are nonnegative, so partial sums never exceed the
@@ -143,8 +144,9 @@ def _fro_half_work(x: torch.Tensor) -> torch.Tensor | None:
     if x.dtype == torch.float64:
         return None
     f = torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True, dtype=torch.float32)
-    if bool(((f >= _F32_NORM_FLOOR) & torch.isfinite(f)).all()):
-        return f
+    vals = f.reshape(-1).tolist()
+    if all(math.isfinite(v) and v >= _F32_NORM_FLOOR for v in vals):
+        return f, vals
     return None
 
 
@@ -174,21 +176,20 @@ def _normalize_list(mats: list[torch.Tensor], tall: bool, safety: float, eps: fl
     """Frobenius ``X₀`` of a list, written straight into one ``(k, r, c)`` stack in ``work``: the
     input is never stacked in its own dtype (for float32 updates and bf16 work that saves a
     write and a read of the float32 stack). Norms from one ``_foreach_norm``, accumulated as in
-    :func:`_normalize`. Returns None — the caller then stacks and takes the general path, which
+    :func:`_normalize`, read to the host once. Returns None — the caller then stacks and takes the general path, which
     also raises on NaN/Inf — unless every norm is finite and not tiny."""
     x0 = mats[0]
     half = work in (torch.bfloat16, torch.float16) and x0.dtype != torch.float64
     acc = torch.float32 if half else torch.float64
-    f = torch.stack(torch._foreach_norm(mats, 2, dtype=acc))
+    vals = torch.stack(torch._foreach_norm(mats, 2, dtype=acc)).tolist()  # the one host read
     floor = _F32_NORM_FLOOR if half else torch.finfo(torch.float64).tiny
-    if not bool(((f >= floor) & torch.isfinite(f)).all()):
+    if not all(math.isfinite(v) and v >= floor for v in vals):
         return None
-    mdt = torch.float64 if torch.float64 in (x0.dtype, work) else torch.float32
-    inv = _inv(f, safety, eps).to(mdt)
     r, c = min(x0.shape), max(x0.shape)
     out = torch.empty((len(mats), r, c), dtype=work, device=x0.device)
-    for i, xm in enumerate(mats):
-        torch.mul(xm.mT if tall else xm, inv[i], out=out[i])
+    for xm, v, o in zip(mats, vals, out):
+        # a Python scalar: the product is formed in x's dtype or its float32 opmath (bf16/fp16)
+        torch.mul(xm.mT if tall else xm, 1.0 / (safety * v + eps), out=o)
     return out
 
 
@@ -214,25 +215,32 @@ def _normalize(x: torch.Tensor, kind: str, safety: float, eps: float, work: torc
         return x.to(work), None, None
     # elementwise scaling in float32 or better, then one cast to the working dtype
     mdt = torch.float64 if torch.float64 in (x.dtype, work) else torch.float32
-    f = _fro_half_work(x) if work in (torch.bfloat16, torch.float16) else None
-    checked = f is not None  # a trusted float32 norm is finite: x holds no NaN/Inf
-    if f is None:
-        f = _fro(x)
-    if kind == "frobenius" and x.dim() == 2 and x.dtype == mdt:
-        # one matrix: read the norm once as a Python float (the host read the finiteness check
-        # needs anyway) and scale by a scalar — the same rounding, a few small ops fewer
-        fv = float(f)
-        if not math.isfinite(fv):
-            _check_finite(torch.tensor(False), x)  # raises, telling NaN/Inf from overflow
-        scale = 1.0 / (safety * fv + eps) if fv > 0 else 0.0
-        return torch.mul(x, scale, out=torch.empty(x.shape, dtype=work, device=x.device)), None, None
-    # the float64 norm is NaN/Inf exactly when x holds a NaN/Inf (no finite float32/half input can
-    # overflow it; float64 input is prescaled by _fro): one tiny check instead of a full pass
-    if not checked:
-        _check_finite(torch.isfinite(f), x)
-    if kind == "frobenius":  # one pass: computed in mdt, rounded once into the work dtype
+    half = work in (torch.bfloat16, torch.float16) and x.dtype != torch.float64
+    got = _fro_half_work(x) if half else None
+    if kind == "frobenius":
+        # the norms are read to the host once (that read is also the NaN/Inf check: the float64
+        # norm of finite float32/half input cannot overflow; float64 input is prescaled by _fro)
+        # and the scales 1/(safety·‖x‖ + eps) computed there: on an H100 the small tensor ops
+        # this replaces were most of matbal's fixed cost per call (BENCHMARKS §7)
+        if got is not None:
+            vals = got[1]
+        else:
+            vals = _fro(x).reshape(-1).tolist()
+            if not all(math.isfinite(v) for v in vals):
+                _check_finite(torch.tensor(False), x)  # raises, telling NaN/Inf from overflow
+        scales = [1.0 / (safety * v + eps) if v > 0 else 0.0 for v in vals]
         out = torch.empty(x.shape, dtype=work, device=x.device)
-        return torch.mul(x, _inv(f, safety, eps).to(mdt), out=out), None, None
+        if x.dim() == 2 and x.dtype in (mdt, work):
+            # one matrix: a Python scalar, the same rounding (the product is formed in mdt or,
+            # for x in the work dtype, in its float32 opmath)
+            return torch.mul(x, scales[0], out=out), None, None
+        s = torch.tensor(scales, dtype=mdt).view(x.shape[:-2] + (1, 1)).to(x.device)
+        return torch.mul(x, s, out=out), None, None  # computed in mdt, rounded once into work
+    if got is not None:
+        f = got[0]  # trusted: finite, so x holds no NaN/Inf
+    else:
+        f = _fro(x)
+        _check_finite(torch.isfinite(f), x)
     # Schatten-8 / spectral: prescale to unit Frobenius norm, form A and A² once, reuse them.
     z = (x.to(mdt) * _inv(f, 1.0, 0.0).to(mdt)).to(work)
     a = _bmm(z, z.mT)
