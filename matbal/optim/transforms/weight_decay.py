@@ -2,7 +2,9 @@
 
 With the shell's ``p ← p − lr·u`` this is ``p ← p(1 − lr·λ) − lr·u``: the decay uses the group's
 unscaled learning rate, as torch.optim.AdamW and torch.optim.Muon do (Loshchilov & Hutter,
-arXiv 1711.05101). Put it after any scaling so the scaling does not touch the decay term.
+arXiv 1711.05101). Put it after any scaling so the scaling does not touch the decay term. At the
+end of a chain the shell applies it directly as ``p ← p(1 − lr·λ) − lr·u`` (the same update,
+torch's order of operations, one pass over the parameters fewer: ``ChainOptimizer``).
 """
 from __future__ import annotations
 
