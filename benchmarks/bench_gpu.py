@@ -372,7 +372,9 @@ def _as_session3(step):
     """``step`` run with session 3's code patched back in — the side-by-side peer of session 4's
     changes to the Muon step: float64 NS norm for bf16 work, same-shape updates stacked in
     their own dtype before NS, ``scale_by_shape`` copying at factor 1, weight decay as a
-    transform (``u + λp``) instead of the shell's ``p(1 − lr·λ)``."""
+    transform (``u + λp``) instead of the shell's ``p(1 − lr·λ)``. Not patched back: the NS
+    scales computed on the host (session 4; same bits, fewer small kernels), so this peer is
+    slightly faster than session 3's code was."""
     import importlib
 
     from matbal.optim import optimizer as opt_mod

@@ -372,7 +372,6 @@ def test_half_work_norm_in_float32_agrees_with_float64(in_dtype, device):
     got, f64 = _fro_half_work(x), _fro(x)
     assert got is not None and got[0].dtype == torch.float32
     f32 = got[0]
-    assert got[1] == f32.reshape(-1).tolist()
     torch.testing.assert_close(f32.double(), f64, rtol=1e-5, atol=0)
     o = newton_schulz(x, dtype=torch.bfloat16).float()
     ref = newton_schulz(x.double()).float()

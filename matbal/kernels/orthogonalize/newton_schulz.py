@@ -129,6 +129,16 @@ def _fro(x: torch.Tensor) -> torch.Tensor:
 _F32_NORM_FLOOR = 1e-12
 
 
+def _trusted(vals: list[float], floor: float) -> bool:
+    """Every norm (read to the host) finite and ``≥ floor``."""
+    return all(math.isfinite(v) and v >= floor for v in vals)
+
+
+def _scale_of(norm: float, safety: float, eps: float) -> float:
+    """``1 / (safety·norm + eps)``, 0 for a zero norm (a zero matrix never gives NaN)."""
+    return 1.0 / (safety * norm + eps) if norm > 0 else 0.0
+
+
 def _fro_half_work(x: torch.Tensor) -> tuple[torch.Tensor, list[float]] | None:
     """Frobenius norm accumulated in float32, for an iteration that runs in bf16/fp16, as
     ``(norms (B, 1, 1), their values read to the host)``; ``None`` when it cannot be trusted
@@ -145,9 +155,7 @@ def _fro_half_work(x: torch.Tensor) -> tuple[torch.Tensor, list[float]] | None:
         return None
     f = torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True, dtype=torch.float32)
     vals = f.reshape(-1).tolist()
-    if all(math.isfinite(v) and v >= _F32_NORM_FLOOR for v in vals):
-        return f, vals
-    return None
+    return (f, vals) if _trusted(vals, _F32_NORM_FLOOR) else None
 
 
 #: a list of matrices at least this large each is normalized straight into the working-dtype stack
@@ -176,20 +184,20 @@ def _normalize_list(mats: list[torch.Tensor], tall: bool, safety: float, eps: fl
     """Frobenius ``X₀`` of a list, written straight into one ``(k, r, c)`` stack in ``work``: the
     input is never stacked in its own dtype (for float32 updates and bf16 work that saves a
     write and a read of the float32 stack). Norms from one ``_foreach_norm``, accumulated as in
-    :func:`_normalize`, read to the host once. Returns None — the caller then stacks and takes the general path, which
-    also raises on NaN/Inf — unless every norm is finite and not tiny."""
+    :func:`_normalize`, read to the host once. Returns None — the caller then stacks and takes
+    the general path, which also raises on NaN/Inf — unless every norm is finite and not tiny."""
     x0 = mats[0]
     half = work in (torch.bfloat16, torch.float16) and x0.dtype != torch.float64
     acc = torch.float32 if half else torch.float64
     vals = torch.stack(torch._foreach_norm(mats, 2, dtype=acc)).tolist()  # the one host read
     floor = _F32_NORM_FLOOR if half else torch.finfo(torch.float64).tiny
-    if not all(math.isfinite(v) and v >= floor for v in vals):
+    if not _trusted(vals, floor):
         return None
     r, c = min(x0.shape), max(x0.shape)
     out = torch.empty((len(mats), r, c), dtype=work, device=x0.device)
     for xm, v, o in zip(mats, vals, out):
         # a Python scalar: the product is formed in x's dtype or its float32 opmath (bf16/fp16)
-        torch.mul(xm.mT if tall else xm, 1.0 / (safety * v + eps), out=o)
+        torch.mul(xm.mT if tall else xm, _scale_of(v, safety, eps), out=o)
     return out
 
 
@@ -226,9 +234,9 @@ def _normalize(x: torch.Tensor, kind: str, safety: float, eps: float, work: torc
             vals = got[1]
         else:
             vals = _fro(x).reshape(-1).tolist()
-            if not all(math.isfinite(v) for v in vals):
+            if not _trusted(vals, 0.0):
                 _check_finite(torch.tensor(False), x)  # raises, telling NaN/Inf from overflow
-        scales = [1.0 / (safety * v + eps) if v > 0 else 0.0 for v in vals]
+        scales = [_scale_of(v, safety, eps) for v in vals]
         out = torch.empty(x.shape, dtype=work, device=x.device)
         if x.dim() == 2 and x.dtype in (mdt, work):
             # one matrix: a Python scalar, the same rounding (the product is formed in mdt or,
