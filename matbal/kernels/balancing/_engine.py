@@ -143,41 +143,14 @@ def max_abs(x: torch.Tensor, dtype: torch.dtype, name: str = "x") -> torch.Tenso
     return s
 
 
-_BLOCK_BYTES = 2 << 20  # row block of the fused CPU preparation (measured: 1-4 MiB all alike)
-
-
 def _plain_unscaled(x: torch.Tensor, pk: float, kind: str, dtype: torch.dtype, nonneg: bool):
     """``K = |x|^p`` (no pre-scale) and its row/column sums (maxima for ``kind="max"``).
 
     Returns ``(K, owned, t0, c0)``; ``owned``: ``K`` is a fresh tensor the caller may overwrite
-    once it is dead (never ``x``'s storage). For large contiguous CPU matrices (sum kind) ``K``
-    is formed and summed block of rows by block of rows, so that the two sums read the block
-    while it is still in cache: one pass over memory instead of three."""
-    m, n = x.shape[-2], x.shape[-1]
-    item = torch.finfo(dtype).bits // 8
-    if kind == "sum" and not (nonneg and pk == 1 and x.dtype == dtype) and (
-        x.device.type == "cpu" and x.is_contiguous() and m * n * item >= 2 * _BLOCK_BYTES
-        and not (x.requires_grad and torch.is_grad_enabled())  # out= has no autograd
-    ):
-        K = torch.empty(x.shape, dtype=dtype, device=x.device)
-        t0 = torch.empty(x.shape[:-1], dtype=dtype, device=x.device)
-        c0 = torch.zeros(x.shape[:-2] + (n,), dtype=dtype, device=x.device)
-        xf, Kf = x.reshape(-1, m, n), K.view(-1, m, n)
-        tf, cf = t0.view(-1, m), c0.view(-1, n)
-        rows = max(1, min(m, _BLOCK_BYTES // (n * item)))
-        ones_n = torch.ones(n, dtype=dtype, device=x.device)
-        ones_m = torch.ones(rows, dtype=dtype, device=x.device)
-        same = x.dtype == dtype
-        for xm, km, tm, cm in zip(xf, Kf, tf, cf):
-            for xb, kb, tb in zip(xm.split(rows), km.split(rows), tm.split(rows)):
-                if same:
-                    torch.mul(xb, xb, out=kb) if pk == 2 else torch.abs(xb, out=kb)
-                else:
-                    kb.copy_(xb)
-                    kb.square_() if pk == 2 else kb.abs_()
-                torch.mv(kb, ones_n, out=tb)
-                cm.addmv_(kb.t(), ones_m if kb.shape[0] == rows else ones_m[: kb.shape[0]])
-        return K, True, t0, c0
+    once it is dead (never ``x``'s storage). Whole-matrix operations: forming ``K`` block of rows
+    by block of rows with both sums taken while the block is in cache (one pass over memory
+    instead of three) was measured equal or slower, 0.86–1.01× at 512×2048 … 4096×8192 on 1 and
+    2 threads (BENCHMARKS.md §2, session 5), and was removed."""
     xw = x.to(dtype)
     copied = xw is not x and xw.data_ptr() != x.data_ptr()
     if pk == 2:
