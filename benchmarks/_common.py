@@ -53,11 +53,14 @@ def timeit(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> di
 
 
 def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int = 3, warmup: int = 1,
-                sync: Callable[[], object] | None = None) -> dict:
+                sync: Callable[[], object] | None = None, settle: float = 0.0) -> dict:
     """Time several peers round-robin (A B C A B C ...). Returns ``{name: {"median", "min",
     "times", "result"}}`` with ``result`` the return value of the last call. ``sync`` (e.g.
     ``torch.cuda.synchronize``) is called before the clock starts and before it stops, so
-    asynchronous GPU work is counted in full."""
+    asynchronous GPU work is counted in full. ``settle``: seconds slept before each timed call
+    (off the clock), so that the worker threads a peer's BLAS left spinning go idle before the
+    next peer starts (OpenBLAS workers spin for ~0.1 s after a call; on 2 cores they take a
+    core from the next peer: BENCHMARKS.md §2, session 5). Each call then starts colder."""
     sync = sync or (lambda: None)
     out = {k: {"times": [], "result": None} for k in fns}
     for _ in range(warmup):
@@ -65,6 +68,8 @@ def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int = 3, warmu
             out[k]["result"] = f()
     for _ in range(repeats):
         for k, f in fns.items():
+            if settle:
+                time.sleep(settle)
             sync()
             t0 = time.perf_counter()
             out[k]["result"] = f()

@@ -89,8 +89,18 @@ def matrices(m, n):
 
 
 def convergence_table(quick: bool) -> list[dict]:
+    """Every method to imbalance 1e-6 on three 1024×4096 matrices, interleaved. ``quick``: torch
+    and the BLAS on one thread each (no thread pools to interfere, see :func:`floor_table`);
+    otherwise all threads, each call after a 0.2 s settle."""
+    threads, settle = (1, 0.0) if quick else (None, 0.2)
+    with _threads(threads):
+        return _convergence_rows(quick, threads, settle)
+
+
+def _convergence_rows(quick: bool, threads: int | None, settle: float) -> list[dict]:
     m, n = 1024, 4096
     rows = []
+    label = f"{threads if threads else torch.get_num_threads()} thread(s), settle {settle:g} s"
     for mname, x in matrices(m, n).items():
         pot64, pot32 = pot_problem(x, numpy64=True), pot_problem(x)
         peers = {
@@ -105,11 +115,11 @@ def convergence_table(quick: bool) -> list[dict]:
             warnings.simplefilter("ignore")
             # 5+ repeats: a median of 3 is at the mercy of one page-fault storm (first touch of
             # a fresh 16 MiB tensor costs 5-10 ms on a busy VM, and it hits every peer at random)
-            res = C.interleaved(peers, repeats=5 if quick else 7, warmup=1)
+            res = C.interleaved(peers, repeats=5 if quick else 7, warmup=1, settle=settle)
         base = res["matbal racs p=2"]["median"]
         for k, v in res.items():
             it, final, mv = outcome(k, v["result"])
-            rows.append({"matrix": mname, "peer": k, "median_s": v["median"], "min_s": v["min"],
+            rows.append({"matrix": mname, "threads": label, "peer": k, "median_s": v["median"], "min_s": v["min"],
                          "iterations": it, "passes": mv, "final_imbalance": final,
                          "x_racs": v["median"] / base})
     C.print_table("Balancing 1024×4096 float32 to imbalance 1e-6 — goal: racs ≥ 10× faster than POT", rows)
@@ -153,10 +163,50 @@ def sweep_table(quick: bool) -> list[dict]:
     return rows
 
 
-def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096)) -> list[dict]:
+def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096),
+                configs: tuple[tuple[int | None, float], ...] | None = None) -> list[dict]:
     """racs against the eager-torch floor: the hand loop alone, the hand loop plus the same
     two-pass output racs writes (``x·r`` then ``·c``), one output pass, and POT numpy f64 — the
-    same Gaussian matrix, interleaved."""
+    same Gaussian matrix, interleaved.
+
+    ``configs``: ``(threads, settle)`` pairs, one table each. ``threads`` = n: torch *and* the
+    BLAS under numpy/POT limited to n threads (threadpoolctl) for the table; None: as the process
+    has them. ``settle``: seconds of sleep before each timed call (:func:`_common.interleaved`).
+    Default: ``(1, 0)`` — one thread each, no thread pool to interfere — and, unless ``quick``,
+    ``(None, 0.2)`` — all threads, each peer starting after POT's BLAS workers stopped spinning.
+    With all threads and no settle, OpenBLAS workers still spinning after POT's call take a core
+    from the next torch peer and the torch peers look up to 2× slower (BENCHMARKS.md §2)."""
+    if configs is None:
+        configs = ((1, 0.0),) if quick else ((1, 0.0), (None, 0.2))
+    rows = []
+    for threads, settle in configs:
+        with _threads(threads):
+            rows += _floor_rows(quick, shape, threads, settle)
+    return rows
+
+
+class _threads:
+    """Limit torch's and the BLAS libraries' threads to ``n`` inside the block (None: no change)."""
+
+    def __init__(self, n: int | None):
+        self.n, self.old, self.ctl = n, None, None
+
+    def __enter__(self):
+        if self.n is not None:
+            from threadpoolctl import threadpool_limits
+
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+            self.ctl = threadpool_limits(limits=self.n, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            self.ctl.restore_original_limits()
+            torch.set_num_threads(self.old)
+
+
+def _floor_rows(quick: bool, shape: tuple[int, int], threads: int | None, settle: float) -> list[dict]:
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     M, a, b, stop = pot_problem(x, numpy64=True)
     o, r = torch.empty_like(x), torch.rand(shape[0])
@@ -175,11 +225,12 @@ def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096)) -> list[dict
         "matbal racs p=2": lambda: matbal.racs(x).matrix,
         "hand loop + output (2 passes)": hand_plus_output,
         "one output pass x·r → out": lambda: torch.mul(x, r[:, None], out=o),
-    }, repeats=5 if quick else 15, warmup=2)
+    }, repeats=5 if quick else 15, warmup=2, settle=settle)
     pot = res["POT ot.sinkhorn numpy f64"]["median"]
-    rows = [{"shape": f"{shape[0]}×{shape[1]}", "peer": k, "median_s": v["median"],
+    label = f"{threads if threads else torch.get_num_threads()} thread(s) torch & BLAS, settle {settle:g} s"
+    rows = [{"shape": f"{shape[0]}×{shape[1]}", "threads": label, "peer": k, "median_s": v["median"],
              "min_s": v["min"], "POT_over_this": pot / v["median"]} for k, v in res.items()]
-    C.print_table("racs vs the eager floor (hand loop ± output) and POT numpy f64 — what 10× needs", rows)
+    C.print_table(f"racs vs the eager floor (hand loop ± output) and POT numpy f64 — {label}", rows)
     return rows
 
 
@@ -189,4 +240,13 @@ def main(quick: bool = True, full: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(quick=True)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=["convergence", "sweep", "floor"], help="one part only")
+    ap.add_argument("--full", action="store_true", help="default sizes instead of --quick's")
+    args = ap.parse_args()
+    if args.part:
+        {"convergence": convergence_table, "sweep": sweep_table, "floor": floor_table}[args.part](not args.full)
+    else:
+        main(quick=not args.full)

@@ -2,7 +2,10 @@
 API fails here, not in a long benchmark run), and their peers agree on the results."""
 import math
 
-from benchmarks import bench_metrics, bench_ns
+import pytest
+import torch
+
+from benchmarks import bench_balance, bench_metrics, bench_ns
 
 
 def test_batched_matvec_table_runs_and_forms_agree():
@@ -15,5 +18,23 @@ def test_batched_matvec_table_runs_and_forms_agree():
 
 def test_batched_ns_rows_run_on_a_tiny_gpt():
     rows = bench_ns._batched_rows(16, 1, quick=True)
-    assert len(rows) == 4 and all(r["median_s"] > 0 for r in rows)
+    assert len(rows) == 5 and all(r["median_s"] > 0 and r["loop_over_this"] > 0 for r in rows)
     assert rows[0]["model"] == "GPT width 16, 1 layers (4 matrices)"
+
+
+def test_floor_table_runs_in_both_thread_configs_and_restores_threads():
+    pytest.importorskip("ot")
+    before = torch.get_num_threads()
+    rows = bench_balance.floor_table(quick=True, shape=(16, 48), configs=((1, 0.0), (None, 0.001)))
+    assert torch.get_num_threads() == before
+    assert len(rows) == 10 and len({r["threads"] for r in rows}) == 2
+    assert all(r["median_s"] > 0 and math.isfinite(r["POT_over_this"]) for r in rows)
+
+
+def test_gemm_only_ns5_is_the_muon_iteration():
+    x = torch.randn(3, 8, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = x / x.norm(dim=(-2, -1), keepdim=True)
+    import matbal
+
+    ref = matbal.newton_schulz(x, steps=5, eps=0.0)
+    torch.testing.assert_close(bench_ns._ns5_gemms_only(x), ref, rtol=0, atol=1e-12)
