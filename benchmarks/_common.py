@@ -53,28 +53,42 @@ def timeit(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> di
 
 
 def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int = 3, warmup: int = 1,
-                sync: Callable[[], object] | None = None, settle: float = 0.0) -> dict:
+                sync: Callable[[], object] | None = None, settle: float = 0.0,
+                settle_after: Iterable[str] | None = None) -> dict:
     """Time several peers round-robin (A B C A B C ...). Returns ``{name: {"median", "min",
     "times", "result"}}`` with ``result`` the return value of the last call. ``sync`` (e.g.
     ``torch.cuda.synchronize``) is called before the clock starts and before it stops, so
-    asynchronous GPU work is counted in full. ``settle``: seconds slept before each timed call
-    (off the clock), so that the worker threads a peer's BLAS left spinning go idle before the
-    next peer starts (OpenBLAS workers spin for ~0.1 s after a call; on 2 cores they take a
-    core from the next peer: BENCHMARKS.md §2, session 5). Each call then starts colder."""
+    asynchronous GPU work is counted in full.
+
+    ``settle``: seconds slept off the clock — after each call of the peers named in
+    ``settle_after``, or before every timed call when ``settle_after`` is None. It lets the
+    worker threads a peer's BLAS left spinning go idle before the next peer starts: numpy's and
+    scipy's OpenBLAS workers spin for ~0.1 s after a call, and on 2 cores they take a core from
+    whatever runs next (a torch peer timed right after ``scipy.linalg.polar`` ran 1.9× slower,
+    right after POT numpy 1.7×: BENCHMARKS.md §2, session 5). Prefer ``settle_after`` with the
+    BLAS-using peers: a pause before every call also lets every peer start with colder caches."""
     sync = sync or (lambda: None)
     out = {k: {"times": [], "result": None} for k in fns}
+    after = frozenset(settle_after or ())
+    unknown = after - set(fns)
+    if unknown:
+        raise ValueError(f"settle_after names no peer: {sorted(unknown)}")
     for _ in range(warmup):
         for k, f in fns.items():
             out[k]["result"] = f()
+            if settle and k in after:
+                time.sleep(settle)
     for _ in range(repeats):
         for k, f in fns.items():
-            if settle:
+            if settle and settle_after is None:
                 time.sleep(settle)
             sync()
             t0 = time.perf_counter()
             out[k]["result"] = f()
             sync()
             out[k]["times"].append(time.perf_counter() - t0)
+            if settle and settle_after is not None and k in after:
+                time.sleep(settle)
     for v in out.values():
         v["median"] = statistics.median(v["times"]) if v["times"] else float("nan")
         v["min"] = min(v["times"]) if v["times"] else float("nan")

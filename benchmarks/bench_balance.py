@@ -17,6 +17,7 @@ import matbal.synthetic as syn
 from benchmarks import _common as C
 
 RTOL = 1e-6
+POT_NUMPY = "POT ot.sinkhorn numpy f64"  # the one peer whose BLAS (OpenBLAS via numpy) spins
 
 
 def _relres(P: torch.Tensor) -> float:
@@ -91,7 +92,7 @@ def matrices(m, n):
 def convergence_table(quick: bool) -> list[dict]:
     """Every method to imbalance 1e-6 on three 1024×4096 matrices, interleaved. ``quick``: torch
     and the BLAS on one thread each (no thread pools to interfere, see :func:`floor_table`);
-    otherwise all threads, each call after a 0.2 s settle."""
+    otherwise all threads and a 0.2 s pause after each POT numpy call."""
     threads, settle = (1, 0.0) if quick else (None, 0.2)
     with _threads(threads):
         return _convergence_rows(quick, threads, settle)
@@ -100,7 +101,7 @@ def convergence_table(quick: bool) -> list[dict]:
 def _convergence_rows(quick: bool, threads: int | None, settle: float) -> list[dict]:
     m, n = 1024, 4096
     rows = []
-    label = f"{threads if threads else torch.get_num_threads()} thread(s), settle {settle:g} s"
+    label = f"{threads if threads else torch.get_num_threads()} thread(s), settle {settle:g} s after POT"
     for mname, x in matrices(m, n).items():
         pot64, pot32 = pot_problem(x, numpy64=True), pot_problem(x)
         peers = {
@@ -108,14 +109,15 @@ def _convergence_rows(quick: bool, threads: int | None, settle: float) -> list[d
             "hand-written f32 Sinkhorn": lambda: hand_sinkhorn(x),
             "matbal knight_ruiz p=2 (f64)": lambda: matbal.knight_ruiz(x, p=2, rtol=RTOL, warn=False),
             "matbal ruiz (p=∞ fixed point)": lambda: matbal.ruiz(x, rtol=RTOL, warn=False),
-            "POT ot.sinkhorn numpy f64": lambda: pot_sinkhorn(*pot64),
+            POT_NUMPY: lambda: pot_sinkhorn(*pot64),
             "POT ot.sinkhorn torch f32": lambda: pot_sinkhorn(*pot32),
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # 5+ repeats: a median of 3 is at the mercy of one page-fault storm (first touch of
             # a fresh 16 MiB tensor costs 5-10 ms on a busy VM, and it hits every peer at random)
-            res = C.interleaved(peers, repeats=5 if quick else 7, warmup=1, settle=settle)
+            res = C.interleaved(peers, repeats=5 if quick else 7, warmup=1, settle=settle,
+                                settle_after=[POT_NUMPY])
         base = res["matbal racs p=2"]["median"]
         for k, v in res.items():
             it, final, mv = outcome(k, v["result"])
@@ -171,11 +173,12 @@ def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096),
 
     ``configs``: ``(threads, settle)`` pairs, one table each. ``threads`` = n: torch *and* the
     BLAS under numpy/POT limited to n threads (threadpoolctl) for the table; None: as the process
-    has them. ``settle``: seconds of sleep before each timed call (:func:`_common.interleaved`).
-    Default: ``(1, 0)`` — one thread each, no thread pool to interfere — and, unless ``quick``,
-    ``(None, 0.2)`` — all threads, each peer starting after POT's BLAS workers stopped spinning.
-    With all threads and no settle, OpenBLAS workers still spinning after POT's call take a core
-    from the next torch peer and the torch peers look up to 2× slower (BENCHMARKS.md §2)."""
+    has them. ``settle``: seconds of sleep after each POT numpy call, off the clock
+    (:func:`_common.interleaved`). Default: ``(1, 0)`` — one thread each, no thread pool to
+    interfere — and, unless ``quick``, ``(None, 0.2)`` — all threads, the next peer starting
+    after POT's BLAS workers stopped spinning. With all threads and no settle, OpenBLAS workers
+    still spinning after POT's call take a core from the next torch peer, which then runs up to
+    1.7× slower (BENCHMARKS.md §2, session 5)."""
     if configs is None:
         configs = ((1, 0.0),) if quick else ((1, 0.0), (None, 0.2))
     rows = []
@@ -220,14 +223,14 @@ def _floor_rows(quick: bool, shape: tuple[int, int], threads: int | None, settle
     # and pays page faults on a fresh 16 MiB (5-10 ms here). That peer is the hand loop without
     # output (its number is pessimistic); racs and the hand loop + output are timed on equal terms.
     res = C.interleaved({
-        "POT ot.sinkhorn numpy f64": lambda: pot_sinkhorn(M, a, b, stop),
+        POT_NUMPY: lambda: pot_sinkhorn(M, a, b, stop),
         "hand loop, no output (runs after POT)": lambda: hand_sinkhorn(x),
         "matbal racs p=2": lambda: matbal.racs(x).matrix,
         "hand loop + output (2 passes)": hand_plus_output,
         "one output pass x·r → out": lambda: torch.mul(x, r[:, None], out=o),
-    }, repeats=5 if quick else 15, warmup=2, settle=settle)
-    pot = res["POT ot.sinkhorn numpy f64"]["median"]
-    label = f"{threads if threads else torch.get_num_threads()} thread(s) torch & BLAS, settle {settle:g} s"
+    }, repeats=5 if quick else 15, warmup=2, settle=settle, settle_after=[POT_NUMPY])
+    pot = res[POT_NUMPY]["median"]
+    label = f"{threads if threads else torch.get_num_threads()} thread(s) torch & BLAS, settle {settle:g} s after POT"
     rows = [{"shape": f"{shape[0]}×{shape[1]}", "threads": label, "peer": k, "median_s": v["median"],
              "min_s": v["min"], "POT_over_this": pot / v["median"]} for k, v in res.items()]
     C.print_table(f"racs vs the eager floor (hand loop ± output) and POT numpy f64 — {label}", rows)

@@ -62,7 +62,9 @@ def shapes_table(quick: bool, full: bool) -> list[dict]:
             peers["polar: matbal.polar (f64 SVD)"] = (lambda: matbal.polar(x), None)
             peers["polar: scipy.linalg.polar f64"] = (lambda: _scipy_polar(xn), None)
         reps = 3 if r <= 1024 else 1
-        res = C.interleaved({k: v[0] for k, v in peers.items()}, repeats=reps, warmup=1 if r < 1024 else 0)
+        # scipy's OpenBLAS workers spin ~0.1 s after a call and slowed the next peer 1.9× here
+        res = C.interleaved({k: v[0] for k, v in peers.items()}, repeats=reps, warmup=1 if r < 1024 else 0,
+                            settle=0.2, settle_after=[k for k in peers if "scipy" in k])
         # slow bf16 peers: one measurement each (bf16 matmul ~1 GFLOP/s on this CPU)
         slow = {}
         if r <= 256 or (full and r <= 1024):
