@@ -237,6 +237,48 @@ def _floor_rows(quick: bool, shape: tuple[int, int], threads: int | None, settle
     return rows
 
 
+def fused_table(quick: bool, shape: tuple[int, int] = (1024, 4096),
+                configs: tuple[tuple[int | None, float], ...] | None = None) -> list[dict]:
+    """What a compiled kernel would give: the hand loop with its preparation and its output
+    fused into one pass each (:mod:`benchmarks.fused_sinkhorn`, built on first use, ~30 s)
+    against racs, the eager hand loop + output, and POT numpy f64; interleaved, configs as in
+    :func:`floor_table`. Not part of :func:`main` (it needs g++ and ninja): ``--part fused``."""
+    from benchmarks import fused_sinkhorn as F
+
+    if not F.available():
+        print("fused: no g++/ninja on this machine, skipped")
+        return []
+    if configs is None:
+        configs = ((1, 0.0),) if quick else ((1, 0.0), (None, 0.2))
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    M, a, b, stop = pot_problem(x, numpy64=True)
+
+    def hand_plus_output():
+        u, v, K, _ = hand_sinkhorn(x)
+        torch.mul(x, u.sqrt()[:, None], out=K)
+        return K.mul_(v.sqrt())
+
+    fused, sweeps = F.fused_sinkhorn(x)  # builds the extension, off the clock
+    ref = hand_plus_output()
+    if sweeps != hand_sinkhorn(x)[3] or not torch.allclose(fused, ref, rtol=1e-4, atol=1e-6):
+        raise AssertionError("fused Sinkhorn disagrees with the hand loop")
+    rows = []
+    for threads, settle in configs:
+        with _threads(threads):
+            res = C.interleaved({
+                POT_NUMPY: lambda: pot_sinkhorn(M, a, b, stop),
+                "matbal racs p=2": lambda: matbal.racs(x).matrix,
+                "hand loop + output (eager)": hand_plus_output,
+                "hand loop, fused prep + fused output (C++)": lambda: F.fused_sinkhorn(x)[0],
+            }, repeats=5 if quick else 15, warmup=2, settle=settle, settle_after=[POT_NUMPY])
+            label = f"{threads if threads else torch.get_num_threads()} thread(s), settle {settle:g} s after POT"
+        pot = res[POT_NUMPY]["median"]
+        rows += [{"shape": f"{shape[0]}×{shape[1]}", "threads": label, "peer": k, "median_s": v["median"],
+                  "min_s": v["min"], "POT_over_this": pot / v["median"]} for k, v in res.items()]
+    C.print_table("What fused (compiled) kernels would give: hand loop with one-pass prep and output", rows)
+    return rows
+
+
 def main(quick: bool = True, full: bool = False) -> list[dict]:
     return C.parts_rows([(part, lambda f=f: f(quick)) for part, f in (
         ("convergence", convergence_table), ("sweep", sweep_table), ("floor", floor_table))])
@@ -246,10 +288,12 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["convergence", "sweep", "floor"], help="one part only")
+    ap.add_argument("--part", choices=["convergence", "sweep", "floor", "fused"],
+                    help="one part only (fused: not in the default run, builds a C++ prototype)")
     ap.add_argument("--full", action="store_true", help="default sizes instead of --quick's")
     args = ap.parse_args()
     if args.part:
-        {"convergence": convergence_table, "sweep": sweep_table, "floor": floor_table}[args.part](not args.full)
+        {"convergence": convergence_table, "sweep": sweep_table, "floor": floor_table,
+         "fused": fused_table}[args.part](not args.full)
     else:
         main(quick=not args.full)

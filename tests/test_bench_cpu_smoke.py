@@ -54,3 +54,24 @@ def test_interleaved_settles_only_after_the_named_peers():
     assert all(g < 0.05 for name, g in gaps if name == "torch")
     with pytest.raises(ValueError, match="names no peer"):
         C.interleaved(fns, repeats=1, settle=0.01, settle_after=["nope"])
+
+
+def test_fused_sinkhorn_prototype_matches_the_hand_loop():
+    from benchmarks import fused_sinkhorn as F
+
+    if not F.available():
+        pytest.skip("no g++/ninja: the C++ prototype cannot be built")
+    x = torch.randn(40, 96, generator=torch.Generator().manual_seed(0))
+    K, rows, cols = F.prep(x)
+    torch.testing.assert_close(K, x * x, rtol=0, atol=0)
+    torch.testing.assert_close(rows, (x * x).sum(1), rtol=1e-5, atol=0)
+    torch.testing.assert_close(cols, (x * x).sum(0), rtol=1e-5, atol=0)
+    r, c = torch.rand(40) + 0.5, torch.rand(96) + 0.5
+    out = F.scale_out(x, r, c, torch.empty_like(x))
+    torch.testing.assert_close(out, x * r[:, None] * c[None, :], rtol=1e-6, atol=0)
+    bal, sweeps = F.fused_sinkhorn(x)
+    u, v, _, hand_sweeps = bench_balance.hand_sinkhorn(x)
+    assert sweeps == hand_sweeps
+    torch.testing.assert_close(bal, x * u.sqrt()[:, None] * v.sqrt()[None, :], rtol=1e-4, atol=1e-6)
+    with pytest.raises(RuntimeError, match="float32"):
+        F.prep(x.double())
