@@ -205,16 +205,23 @@ def prepare_kernel(
     mv = 0
     kern = None
     owned = True
+    known_live = False  # the fast path saw every row and column sum > 0 (no masks needed)
     if not use_log and eps == 0:
         K, owned, t0, c0 = _plain_unscaled(x, pk, kind, dtype, nonneg)
-        hi = t0.amax(-1).double()
-        lo_k = hi / (2.0 * x.shape[-1]) if kind == "sum" else hi  # lower bound on max K
-        if bool(((hi * big < fi.max * 0.5e-4) & (lo_k > fi.tiny * 2e20)).all()):
-            log_s = torch.zeros(x.shape[:-2], dtype=dtype, device=x.device)
-            kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore
-            thr = 0.0
-            live_r, live_c = t0 > thr, c0 > thr
-            mv += 2
+        if t0.numel():
+            # one host read decides range, liveness and (below) the domain: the largest and
+            # smallest per-matrix max row sum, the smallest row sum and column sum (NaN fails
+            # every comparison and sends NaN/Inf input to the general path, which raises)
+            hi = t0.amax(-1)
+            hmax, hmin, tmin, cmin = torch.stack([hi.amax(), hi.amin(), t0.amin(), c0.amin()]).double().tolist()
+            lo_k = hmin / (2.0 * x.shape[-1]) if kind == "sum" else hmin  # lower bound on max K
+            if hmax * big < fi.max * 0.5e-4 and lo_k > fi.tiny * 2e20:
+                log_s = torch.zeros(x.shape[:-2], dtype=dtype, device=x.device)
+                kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore
+                thr = 0.0
+                live_r, live_c = t0 > thr, c0 > thr
+                known_live = tmin > 0 and cmin > 0
+                mv += 2
         del K
     if kern is None and not use_log:
         s = max_abs(x, dtype, name)
@@ -246,12 +253,14 @@ def prepare_kernel(
         live_r, live_c = t0 > thr, c0 > thr
     if not use_log and log_domain is None:
         floor = math.sqrt(fi.tiny)
-        lo = torch.minimum(
-            torch.where(live_r, t0, fi.max).amin(), torch.where(live_c, c0, fi.max).amin()
-        )
-        if bool(lo < floor):
-            use_log = True
-        elif not (bool(live_r.all()) and bool(live_c.all())):
+        if known_live:  # the smallest sums were read above; compared as torch would, in dtype
+            use_log = min(tmin, cmin) < float(torch.tensor(floor, dtype=dtype))
+        else:
+            lo = torch.minimum(
+                torch.where(live_r, t0, fi.max).amin(), torch.where(live_c, c0, fi.max).amin()
+            )
+            use_log = bool(lo < floor)
+        if not use_log and not known_live and not (bool(live_r.all()) and bool(live_c.all())):
             # a K-row that is 0 while the x-row is not: underflow, not a zero row
             nz_r = (x != 0).any(-1)
             nz_c = (x != 0).any(-2)
@@ -277,7 +286,7 @@ def prepare_kernel(
     assert kern is not None
     kern.owned = owned
     kern.live_r, kern.live_c = live_r, live_c
-    all_live = bool(live_r.all()) and bool(live_c.all())
+    all_live = (known_live and not use_log) or (bool(live_r.all()) and bool(live_c.all()))
     if not all_live:
         # restrict to the live block; with eps > 0 repeat until the masks are stable
         for _ in range(x.shape[-2] + x.shape[-1]):

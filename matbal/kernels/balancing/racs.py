@@ -171,6 +171,9 @@ def _racs(x, p, steps, max_iter, rtol, eps, log_domain, callback, dtype):
     if p == math.inf:
         a = torch.ones(live_r.shape, dtype=dtype, device=x.device)
         b = torch.ones(live_c.shape, dtype=dtype, device=x.device)
+    elif kern.all_live:  # the live counts are the shape
+        a = torch.full(live_r.shape, float(x.shape[-1]), dtype=dtype, device=x.device)
+        b = torch.full(live_c.shape, float(x.shape[-2]), dtype=dtype, device=x.device)
     else:
         n_live = live_c.sum(-1, keepdim=True).to(dtype)
         m_live = live_r.sum(-1, keepdim=True).to(dtype)
