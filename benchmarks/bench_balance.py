@@ -26,12 +26,15 @@ def _relres(P: torch.Tensor) -> float:
     return float(max((r / r.mean() - 1).abs().max(), (c / c.mean() - 1).abs().max()))
 
 
-def hand_sinkhorn(x: torch.Tensor, rtol: float = RTOL, max_iter: int = 1000):
-    """Plain float32 Sinkhorn on K = X⊙X to rows n, columns m (the floor). Returns (u, v, K, sweeps)."""
+def hand_sinkhorn(x: torch.Tensor, rtol: float = RTOL, max_iter: int = 1000, prep=None):
+    """Plain float32 Sinkhorn on K = X⊙X to rows n, columns m (the floor). Returns (u, v, K, sweeps).
+    ``prep(x) -> (K, K·1, …)`` replaces the eager ``K = x*x; t = K·1`` (the fused prototype)."""
     m, n = x.shape
-    K = x * x
-    v = x.new_ones(n)
-    t = K @ v
+    if prep is None:
+        K = x * x
+        t = K @ x.new_ones(n)
+    else:
+        K, t = prep(x)[:2]
     for k in range(1, max_iter + 1):
         u = n / t
         v = m / (u @ K)

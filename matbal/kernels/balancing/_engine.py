@@ -213,7 +213,8 @@ def prepare_kernel(
             # smallest per-matrix max row sum, the smallest row sum and column sum (NaN fails
             # every comparison and sends NaN/Inf input to the general path, which raises)
             hi = t0.amax(-1)
-            hmax, hmin, tmin, cmin = torch.stack([hi.amax(), hi.amin(), t0.amin(), c0.amin()]).double().tolist()
+            stats = torch.stack([hi.amax(), hi.amin(), t0.amin(), c0.amin()])
+            hmax, hmin, tmin, cmin = stats.double().tolist()
             lo_k = hmin / (2.0 * x.shape[-1]) if kind == "sum" else hmin  # lower bound on max K
             if hmax * big < fi.max * 0.5e-4 and lo_k > fi.tiny * 2e20:
                 log_s = torch.zeros(x.shape[:-2], dtype=dtype, device=x.device)
