@@ -45,6 +45,25 @@ def hand_sinkhorn(x: torch.Tensor, rtol: float = RTOL, max_iter: int = 1000, pre
     return u, v, K, k
 
 
+def hand_plus_output(x: torch.Tensor) -> torch.Tensor:
+    """The hand loop followed by the same two-pass output racs writes (``x·√u``, then ``·√v``, into
+    K's storage): the eager floor for a call that returns the balanced matrix."""
+    u, v, K, _ = hand_sinkhorn(x)
+    torch.mul(x, u.sqrt()[:, None], out=K)
+    return K.mul_(v.sqrt())
+
+
+def _configs(quick: bool, configs):
+    """The ``(threads, settle)`` tables of :func:`floor_table` / :func:`fused_table`."""
+    if configs is not None:
+        return configs
+    return ((1, 0.0),) if quick else ((1, 0.0), (None, 0.2))
+
+
+def _label(threads: int | None, settle: float) -> str:
+    return f"{threads if threads else torch.get_num_threads()} thread(s) torch & BLAS, settle {settle:g} s after POT"
+
+
 def pot_sinkhorn(K, a, b, stop):
     import ot
 
@@ -104,7 +123,7 @@ def convergence_table(quick: bool) -> list[dict]:
 def _convergence_rows(quick: bool, threads: int | None, settle: float) -> list[dict]:
     m, n = 1024, 4096
     rows = []
-    label = f"{threads if threads else torch.get_num_threads()} thread(s), settle {settle:g} s after POT"
+    label = _label(threads, settle)
     for mname, x in matrices(m, n).items():
         pot64, pot32 = pot_problem(x, numpy64=True), pot_problem(x)
         peers = {
@@ -182,10 +201,8 @@ def floor_table(quick: bool, shape: tuple[int, int] = (1024, 4096),
     after POT's BLAS workers stopped spinning. With all threads and no settle, OpenBLAS workers
     still spinning after POT's call take a core from the next torch peer, which then runs up to
     1.7× slower (BENCHMARKS.md §2, session 5)."""
-    if configs is None:
-        configs = ((1, 0.0),) if quick else ((1, 0.0), (None, 0.2))
     rows = []
-    for threads, settle in configs:
+    for threads, settle in _configs(quick, configs):
         with _threads(threads):
             rows += _floor_rows(quick, shape, threads, settle)
     return rows
@@ -217,11 +234,6 @@ def _floor_rows(quick: bool, shape: tuple[int, int], threads: int | None, settle
     M, a, b, stop = pot_problem(x, numpy64=True)
     o, r = torch.empty_like(x), torch.rand(shape[0])
 
-    def hand_plus_output():
-        u, v, K, _ = hand_sinkhorn(x)
-        torch.mul(x, u.sqrt()[:, None], out=K)
-        return K.mul_(v.sqrt())
-
     # Round-robin order matters: the peer right after POT finds its memory handed back to the OS
     # and pays page faults on a fresh 16 MiB (5-10 ms here). That peer is the hand loop without
     # output (its number is pessimistic); racs and the hand loop + output are timed on equal terms.
@@ -229,11 +241,11 @@ def _floor_rows(quick: bool, shape: tuple[int, int], threads: int | None, settle
         POT_NUMPY: lambda: pot_sinkhorn(M, a, b, stop),
         "hand loop, no output (runs after POT)": lambda: hand_sinkhorn(x),
         "matbal racs p=2": lambda: matbal.racs(x).matrix,
-        "hand loop + output (2 passes)": hand_plus_output,
+        "hand loop + output (2 passes)": lambda: hand_plus_output(x),
         "one output pass x·r → out": lambda: torch.mul(x, r[:, None], out=o),
     }, repeats=5 if quick else 15, warmup=2, settle=settle, settle_after=[POT_NUMPY])
     pot = res[POT_NUMPY]["median"]
-    label = f"{threads if threads else torch.get_num_threads()} thread(s) torch & BLAS, settle {settle:g} s after POT"
+    label = _label(threads, settle)
     rows = [{"shape": f"{shape[0]}×{shape[1]}", "threads": label, "peer": k, "median_s": v["median"],
              "min_s": v["min"], "POT_over_this": pot / v["median"]} for k, v in res.items()]
     C.print_table(f"racs vs the eager floor (hand loop ± output) and POT numpy f64 — {label}", rows)
@@ -251,30 +263,23 @@ def fused_table(quick: bool, shape: tuple[int, int] = (1024, 4096),
     if not F.available():
         print("fused: no g++/ninja on this machine, skipped")
         return []
-    if configs is None:
-        configs = ((1, 0.0),) if quick else ((1, 0.0), (None, 0.2))
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     M, a, b, stop = pot_problem(x, numpy64=True)
 
-    def hand_plus_output():
-        u, v, K, _ = hand_sinkhorn(x)
-        torch.mul(x, u.sqrt()[:, None], out=K)
-        return K.mul_(v.sqrt())
-
     fused, sweeps = F.fused_sinkhorn(x)  # builds the extension, off the clock
-    ref = hand_plus_output()
+    ref = hand_plus_output(x)
     if sweeps != hand_sinkhorn(x)[3] or not torch.allclose(fused, ref, rtol=1e-4, atol=1e-6):
         raise AssertionError("fused Sinkhorn disagrees with the hand loop")
     rows = []
-    for threads, settle in configs:
+    for threads, settle in _configs(quick, configs):
         with _threads(threads):
             res = C.interleaved({
                 POT_NUMPY: lambda: pot_sinkhorn(M, a, b, stop),
                 "matbal racs p=2": lambda: matbal.racs(x).matrix,
-                "hand loop + output (eager)": hand_plus_output,
+                "hand loop + output (eager)": lambda: hand_plus_output(x),
                 "hand loop, fused prep + fused output (C++)": lambda: F.fused_sinkhorn(x)[0],
             }, repeats=5 if quick else 15, warmup=2, settle=settle, settle_after=[POT_NUMPY])
-            label = f"{threads if threads else torch.get_num_threads()} thread(s), settle {settle:g} s after POT"
+            label = _label(threads, settle)
         pot = res[POT_NUMPY]["median"]
         rows += [{"shape": f"{shape[0]}×{shape[1]}", "threads": label, "peer": k, "median_s": v["median"],
                   "min_s": v["min"], "POT_over_this": pot / v["median"]} for k, v in res.items()]

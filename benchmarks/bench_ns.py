@@ -132,7 +132,7 @@ def _ns5_gemms_only(x: torch.Tensor) -> torch.Tensor:
     normalization, no casts): ``A = XXᵀ``, ``B = bA + cA²``, ``X = aX + BX``. The time of a batched
     NS can not go below this, so ``loop time / this`` bounds what batching can gain over the loop
     (``loop_over_this`` of this row)."""
-    a, b, c = 3.4445, -4.7750, 2.0315
+    a, b, c = MUON
     for _ in range(5):
         A = torch.bmm(x, x.mT)
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)
