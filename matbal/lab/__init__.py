@@ -6,11 +6,16 @@
   shared colours for balancings and schedules.
 - :mod:`.claims` — the claim registry (science brief §4), ``verdict(...)`` records, CLAIMS.md.
 - :mod:`.stats` — ``aggregate``, ``asymptotic_rate``, ``loglog_slope``, ``seed_band``.
+- :mod:`.arm_stats` — ``compare_arms`` (paired / Welch t, SE of the mean difference, t or
+  bootstrap interval), ``VerdictRule`` + ``apply_rule`` (a rule written before the runs).
+- :mod:`.lr_protocol` — ``lr_grid``, ``sweep_lr`` (×2 grid, ≥ 2 seeds, extended until the optimum
+  is interior), ``choose_lr``, ``plot_lr_sweep``.
 - :mod:`.matrices` — test matrices beyond :mod:`matbal.synthetic` (``scaled_core``, ``coherent_rows``).
 - :mod:`.cli` — the shared ``--quick`` / ``--results-dir`` command line.
 
 Layer 6 helpers: they may import anything in matbal; nothing in matbal imports them.
 """
+from .arm_stats import Comparison, VerdictRule, apply_rule, compare_arms, format_comparison
 from .claims import CLAIMS, Claim, claim_ids_in_science, render_claims_md, verdict, write_claims_md
 from .cli import QUICK_RESULTS_DIR, experiment_cli, figure_cli
 from .figures import (
@@ -26,6 +31,7 @@ from .figures import (
 )
 from .matrices import coherent_rows, scaled_core
 from .results import REPO_ROOT, Results, list_results, load_results, provenance, results_dir, save_results
+from .lr_protocol import LrChoice, choose_lr, lr_grid, plot_lr_sweep, sweep_lr
 from .stats import aggregate, asymptotic_rate, geomean, loglog_slope, seed_band
 
 __all__ = [
@@ -34,5 +40,6 @@ __all__ = [
     "BALANCING_COLORS", "BALANCING_ORDER", "SCHEDULE_COLORS", "SCHEDULE_LABELS", "CLAIMS", "Claim",
     "verdict", "claim_ids_in_science", "render_claims_md", "write_claims_md", "experiment_cli",
     "figure_cli", "QUICK_RESULTS_DIR", "aggregate", "asymptotic_rate", "geomean", "loglog_slope", "seed_band",
-    "scaled_core", "coherent_rows",
+    "scaled_core", "coherent_rows", "compare_arms", "Comparison", "VerdictRule", "apply_rule",
+    "format_comparison", "lr_grid", "sweep_lr", "choose_lr", "LrChoice", "plot_lr_sweep",
 ]
