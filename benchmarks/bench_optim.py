@@ -9,6 +9,7 @@ import warnings
 
 import torch
 
+import matbal
 import matbal.synthetic as syn
 from benchmarks import _common as C
 from benchmarks.bench_ns import gpt_shapes
@@ -54,7 +55,7 @@ def muon_vs_torch(quick: bool) -> list[dict]:
         p.grad = syn.gaussian(m, n, seed=2)
         return p
 
-    ours = muon([mk()], lr=1e-3)
+    ours = muon([mk()], lr=1e-3, ns_dtype=torch.float32)
     tp = mk()
     theirs = torch.optim.Muon([tp], lr=1e-3)
     r = C.interleaved({"matbal muon (float32 NS)": ours.step}, repeats=5, warmup=1)
@@ -75,8 +76,41 @@ def muon_vs_torch(quick: bool) -> list[dict]:
     return rows
 
 
+def dtype_policy_table(quick: bool) -> list[dict]:
+    """The measured NS dtype policy (``ns_dtype="auto"``) against float32 NS and torch.optim.Muon
+    (stock bf16 NS) on a GPT stack, side by side; plus the accuracy each dtype costs against float64
+    NS5 on one matrix. The policy's decision and the bf16/float32 matmul rates are printed first."""
+    from matbal.kernels.dtype_policy import dtype_policy_report
+    from matbal.optim import muon
+
+    rep = dtype_policy_report("cpu")
+    r32, r16 = C.measure_sgemm(1024), C.measure_sgemm(1024, dtype=torch.bfloat16)
+    print(f"ns_dtype='auto' on this CPU: {rep['choice']} ({rep['reason']}); "
+          f"1024² matmul: float32 {r32:.0f}, bf16 {r16:.0f} GFLOP/s")
+    width, layers = (256, 2) if quick else (512, 4)
+    shapes = gpt_shapes(width, layers)
+    peers = {"matbal muon (ns_dtype='auto')": muon(_params(shapes), lr=1e-3),
+             "matbal muon (float32 NS)": muon(_params(shapes), lr=1e-3, ns_dtype=torch.float32),
+             "torch.optim.Muon (bf16 NS)": torch.optim.Muon(_params(shapes), lr=1e-3)}
+    res = C.interleaved({k: o.step for k, o in peers.items()}, repeats=3 if quick else 5, warmup=1)
+    ref = res["torch.optim.Muon (bf16 NS)"]["median"]
+    nmat = sum(k for _, k in shapes)
+    rows = [{"model": f"GPT w{width} L{layers} ({nmat} matrices)", "optimizer": k,
+             "median_s": v["median"], "min_s": v["min"], "x_torch_muon": v["median"] / ref,
+             "auto_choice": rep["choice"]} for k, v in res.items()]
+    x = syn.gaussian(512, 2048, seed=3).double()
+    exact = matbal.newton_schulz(x, schedule="muon", steps=5, dtype=torch.float64)
+    for dt in (torch.float32, torch.bfloat16):
+        out = matbal.newton_schulz(x.float(), schedule="muon", steps=5, dtype=dt).double()
+        rows.append({"model": "NS5 accuracy, 512×2048 Gaussian", "optimizer": f"NS5 in {dt}",
+                     "rel_frobenius_vs_float64_ns5": float((out - exact).norm() / exact.norm())})
+    C.print_table("NS dtype policy: muon step vs torch.optim.Muon, and its accuracy cost", rows)
+    return rows
+
+
 def main(quick: bool = True, full: bool = False) -> list[dict]:
     return C.parts_rows([("gpt", lambda: gpt_table(quick, full)),
+                         ("dtype_policy", lambda: dtype_policy_table(quick)),
                          ("muon_vs_torch", lambda: muon_vs_torch(quick))])
 
 

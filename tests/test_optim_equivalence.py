@@ -186,12 +186,18 @@ def test_rmnp_equals_row_normalization_plus_scaling():
     torch.testing.assert_close(w.detach(), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_ns_dtype_auto_is_bf16_on_cuda_only_and_validated():
+def test_ns_dtype_auto_follows_the_measured_policy_and_is_validated(monkeypatch):
+    from matbal.kernels import dtype_policy
     from matbal.optim.transforms import orthogonalize
     from matbal.optim.transforms.orthogonalize import ns_dtype_for
 
     assert ns_dtype_for("auto", torch.device("cuda")) is torch.bfloat16
+    assert ns_dtype_for("auto", torch.device("cpu")) is dtype_policy.auto_ns_dtype("cpu")
+    monkeypatch.setenv("MATBAL_NS_DTYPE", "float32")
     assert ns_dtype_for("auto", torch.device("cpu")) is None
+    assert ns_dtype_for("auto", torch.device("cuda")) is None
+    monkeypatch.setenv("MATBAL_NS_DTYPE", "bfloat16")
+    assert ns_dtype_for("auto", torch.device("cpu")) is torch.bfloat16
     assert ns_dtype_for(torch.float64, torch.device("cuda")) is torch.float64
     with pytest.raises(ValueError, match="dtype"):
         orthogonalize("muon", dtype="fast")
@@ -199,11 +205,13 @@ def test_ns_dtype_auto_is_bf16_on_cuda_only_and_validated():
         orthogonalize("muon", dtype=3)
 
 
-def test_muon_default_ns_dtype_on_cpu_is_the_float32_path_bit_exactly():
+@pytest.mark.parametrize("env, expected", [("float32", None), ("bfloat16", torch.bfloat16)])
+def test_muon_default_ns_dtype_on_cpu_is_the_policy_path_bit_exactly(monkeypatch, env, expected):
+    monkeypatch.setenv("MATBAL_NS_DTYPE", env)
     torch.manual_seed(2)
     ws = [[nn.Parameter(torch.randn(12, 20))] for _ in range(2)]
     ws[1][0].data.copy_(ws[0][0].data)
-    a, b = muon(ws[0], lr=0.02), muon(ws[1], lr=0.02, ns_dtype=None)
+    a, b = muon(ws[0], lr=0.02), muon(ws[1], lr=0.02, ns_dtype=expected)
     for _ in range(3):
         g = torch.randn(12, 20)
         ws[0][0].grad, ws[1][0].grad = g.clone(), g.clone()

@@ -13,6 +13,7 @@ from matbal.instruments.probes.base import Instrument
 from matbal.kernels.metrics import imbalance, quick_stats, spectrum_report, svdvals
 from matbal.kernels.orthogonalize import newton_schulz, predict_singular_values
 from matbal.optim import Chain, adamw, build, muon, reg
+from matbal.optim.transforms.orthogonalize import ns_dtype_for
 from matbal.optim.transforms import (add_decayed_weights, balance, ema_momentum, orthogonalize,
                                      scale_by_shape)
 
@@ -104,7 +105,9 @@ def test_probe_values_equal_kernels_on_the_same_tensors():
                 assert got[(t, layer, kind, k)] == pytest.approx(
                     float(getattr(rep, k)), rel=1e-4), (t, layer, kind, k)
             if kind == "ns_input":
-                out = newton_schulz(x.float(), schedule="muon", steps=5)
+                # the probe runs NS with the chain's own settings (muon: ns_dtype="auto")
+                out = newton_schulz(x.float(), schedule="muon", steps=5,
+                                    dtype=ns_dtype_for("auto", x.device))
                 meas = float((1 - svdvals(out)).abs().max())
                 pred = predict_singular_values(svdvals(x), schedule="muon", steps=5)
                 assert got[(t, layer, kind, "ns_error")] == pytest.approx(meas, abs=1e-4)
@@ -148,7 +151,8 @@ def test_update_is_direction_before_weight_decay():
     _train(net, opt, 1)
     x = cap.seen[(1, "2.weight", "ns_input")]
     u = cap.seen[(1, "2.weight", "update")]
-    expect = newton_schulz(x.float(), schedule="muon", steps=5).double()  # shape scale 1 (20x24)
+    expect = newton_schulz(x.float(), schedule="muon", steps=5,  # shape scale 1 (20x24)
+                           dtype=ns_dtype_for("auto", x.device)).double()
     torch.testing.assert_close(u, expect, atol=1e-5, rtol=1e-4)
 
 

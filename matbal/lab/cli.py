@@ -7,6 +7,11 @@ and ends with ``if __name__ == "__main__": experiment_cli(main)``; a figure modu
 ``--quick`` runs the small configuration (≤ ~10 s, used by the tests) and writes to
 ``out/experiments_quick/`` unless ``--results-dir`` is given, so it never overwrites the committed
 results.
+
+The claim experiments pin float32 Newton–Schulz inside every optimizer preset
+(``MATBAL_NS_DTYPE=float32`` unless the caller set that variable): their stored results were
+measured so, and a claim about NS accuracy must not change with the CPU a referee re-runs it on
+(``ns_dtype="auto"`` picks bf16 on CPUs with native bf16, see :mod:`matbal.kernels.dtype_policy`).
 """
 from __future__ import annotations
 
@@ -36,8 +41,11 @@ def experiment_cli(main: Callable[..., Results], argv: list[str] | None = None) 
                     help="torch intra-op threads (default 1: on a shared 2-core machine more "
                          "threads made these small matrices ~10x slower)")
     args = ap.parse_args(argv)
+    import os
+
     import torch
 
+    os.environ.setdefault("MATBAL_NS_DTYPE", "float32")
     torch.set_num_threads(max(1, args.threads))
     rdir = args.results_dir or (QUICK_RESULTS_DIR if args.quick else None)
     t0 = time.perf_counter()

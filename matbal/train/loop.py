@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..kernels.dtype_policy import dtype_policy_report
 from ..optim import PRESETS
 from ..optim.distributed import DistributedChainOptimizer, distribute
 from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
@@ -181,7 +182,8 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         write_json(run_dir / "env.json", {
             "code": code_version(), "libraries": library_versions(), "device": str(device),
             "world_size": info.world_size, "precision": "bf16-autocast" if use_bf16 else "fp32",
-            "n_params": count_params(model), "task": task.info})
+            "n_params": count_params(model), "task": task.info,
+            "ns_dtype_policy": dtype_policy_report(device)})
         writer.truncate_after(start)
     ddp = model
     if info.distributed:

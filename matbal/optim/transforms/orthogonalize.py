@@ -9,17 +9,22 @@ arXiv 2505.21799).
 form: the same polynomial map computed on ``r×r`` Gram matrices, faster for wide/tall updates
 (aspect ≥ 2), slower on squares; ``"auto"`` picks it per shape.
 
-Dtype: ``dtype=None`` follows :func:`matbal.newton_schulz`'s policy (keep float32/float64; bf16
-input iterates in float32 on CPU, where bf16 matmuls are ~100× slower); ``dtype="auto"`` (the
-presets' default) iterates in bf16 on CUDA — as torch.optim.Muon and KellerJordan/Muon do, 6–13×
-faster than float32 on an H100 (BENCHMARKS.md §7) — and follows ``None`` elsewhere; pass
-``dtype=torch.bfloat16`` to reproduce torch.optim.Muon on any device.
+Dtype: ``dtype=None`` follows :func:`matbal.newton_schulz`'s policy (keep float32/float64);
+``dtype="auto"`` (the presets' default) asks :func:`matbal.kernels.dtype_policy.auto_ns_dtype`:
+bf16 on CUDA — as torch.optim.Muon and KellerJordan/Muon do, 6–13× faster than float32 on an H100
+(BENCHMARKS.md §7) — and on CPUs with native bf16 (AVX512-BF16/AMX) where a one-time
+micro-benchmark confirms it is faster; float32 on other CPUs (emulated bf16 is ~100× slower). The
+decision shows in the transform's ``repr``; ``MATBAL_NS_DTYPE=float32|bfloat16`` overrides it for
+the process. bf16 NS5 is ~1e-2 from float64 NS5 (every peer's level), float32 ~1e-6: pin
+``dtype=torch.float32`` where accuracy is the point; pass ``dtype=torch.bfloat16`` to reproduce
+torch.optim.Muon on any device.
 """
 from __future__ import annotations
 
 import torch
 
 from ...kernels._checks import check_choice, check_positive
+from ...kernels.dtype_policy import auto_ns_dtype
 from ...kernels.orthogonalize import get_schedule, newton_schulz, polar
 from ...kernels.orthogonalize.newton_schulz import FORMS
 from ._batching import map_by_shape
@@ -30,15 +35,16 @@ __all__ = ["Orthogonalize", "orthogonalize", "ns_dtype_for"]
 
 def ns_dtype_for(dtype, device: torch.device) -> torch.dtype | None:
     """The ``dtype`` handed to :func:`~matbal.newton_schulz` for an update on ``device``:
-    ``"auto"`` → ``torch.bfloat16`` on CUDA, ``None`` (the kernel's policy) elsewhere; a dtype or
-    ``None`` is returned as given.
+    ``"auto"`` → :func:`~matbal.kernels.dtype_policy.auto_ns_dtype` (bf16 on CUDA and on CPUs where
+    it is measured faster, else ``None``: the kernel's policy); a dtype or ``None`` is returned as
+    given.
 
-    >>> ns_dtype_for("auto", torch.device("cuda")), ns_dtype_for("auto", torch.device("cpu"))
-    (torch.bfloat16, None)
+    >>> ns_dtype_for("auto", torch.device("cuda")), ns_dtype_for(torch.float32, torch.device("cpu"))
+    (torch.bfloat16, torch.float32)
     """
     if isinstance(dtype, str):
         check_choice(dtype, "dtype", ("auto",))
-        return torch.bfloat16 if torch.device(device).type == "cuda" else None
+        return auto_ns_dtype(device)
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype must be None, 'auto' or a floating torch.dtype, got {dtype!r}")
     return dtype
@@ -76,6 +82,13 @@ class Orthogonalize(Transform):
         self.eps, self.dtype, self.exact = eps, dtype, exact
         self.nuclear_scale, self.batch = nuclear_scale, batch
         self.form, self.restart_every = form, restart_every
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        if self.dtype != "auto" or self.exact:
+            return base
+        chosen = ns_dtype_for("auto", torch.device("cpu"))
+        return base[:-1] + f", auto_dtype_on_cpu={str(chosen or torch.float32).split('.')[-1]!r})"
 
     def _ortho(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """NS (or polar) of one matrix, or of a list of same-shape ones (stacked result)."""
