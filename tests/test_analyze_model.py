@@ -251,6 +251,8 @@ def test_csv_and_figure(res, tmp_path):
     assert len(fig.axes) == 5
     with pytest.raises(ValueError, match="balancing"):
         model_figure(res, balancing="RC")
+    only_rc = matbal.analyze_model({"a": torch.eye(3)}, balancings=("RC",))
+    assert "a" in only_rc.table() and len(model_figure(only_rc).axes) == 5
 
 
 def test_cli_writes_csv_png_and_table(net, tmp_path, capsys):

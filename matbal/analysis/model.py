@@ -57,6 +57,7 @@ import csv
 import fnmatch
 import math
 import os
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +115,10 @@ class ModelAnalysis:
             w.writerows(self.rows)
         return path
 
-    def table(self, *, balancing: str = "none") -> str:
-        """A fixed-width text table of the rows of one balancing; ``*`` marks ``at_floor``."""
+    def table(self, *, balancing: str | None = None) -> str:
+        """A fixed-width text table of the rows of one balancing (default: the first analyzed, i.e.
+        ``"none"`` unless left out); ``*`` marks ``at_floor``."""
+        balancing = _first_label(self, balancing)
         ns_cols = [k for k in (self.rows[0] if self.rows else {}) if k.startswith("ns_error_")]
         head = ["name", "shape", "dtype", "stable_rank", "kappa", "x_min", "rank/r", "imbalance"]
         head += [c[len("ns_error_"):] for c in ns_cols]
@@ -140,6 +143,12 @@ class ModelAnalysis:
     def figure(self, **kwargs):
         """:func:`model_figure` of this analysis."""
         return model_figure(self, **kwargs)
+
+
+def _first_label(analysis: ModelAnalysis, balancing: str | None) -> str:
+    if balancing is not None:
+        return balancing
+    return analysis.rows[0]["balancing"] if analysis.rows else "none"
 
 
 def load_weights(path) -> dict[str, torch.Tensor]:
@@ -178,7 +187,9 @@ def _named_tensors(source) -> tuple[list[tuple[str, torch.Tensor, str, str]], di
     if isinstance(source, nn.Module):
         from ..optim.routing import label_params
 
-        routes = label_params(source)
+        with warnings.catch_warnings():  # routing advice is for optimizers, not for a read-out
+            warnings.simplefilter("ignore")
+            routes = label_params(source)
         owner = {f"{mn}.{pn}" if mn else pn: type(mod).__name__
                  for mn, mod in source.named_modules() for pn, _ in mod.named_parameters(recurse=False)}
         items = [(n, p, owner.get(n, ""), str(routes.get(n, ""))) for n, p in source.named_parameters()]
@@ -350,7 +361,7 @@ def analyze_model(
     return ModelAnalysis(out, spectra, skipped)
 
 
-def model_figure(analysis: ModelAnalysis, *, balancing: str = "none", max_labels: int = 40):
+def model_figure(analysis: ModelAnalysis, *, balancing: str | None = None, max_labels: int = 40):
     """A matplotlib ``Figure`` (made without pyplot; ``fig.savefig`` writes PNG/PDF): per-layer
     bars of stable rank, κ and x_min (log axes; bars whose σ_min sits at the dtype's rounding
     floor are hatched red), and the spectra — every layer's ``σ_i/σ_1`` against ``i/r`` and the
@@ -366,6 +377,7 @@ def model_figure(analysis: ModelAnalysis, *, balancing: str = "none", max_labels
     """
     from matplotlib.figure import Figure
 
+    balancing = _first_label(analysis, balancing)
     rows = [r for r in analysis.rows if r["balancing"] == balancing]
     if not rows:
         raise ValueError(f"balancing: no rows labelled {balancing!r}")
