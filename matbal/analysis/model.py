@@ -19,8 +19,9 @@ Per matrix ``X`` (``m×n``, ``r = min(m, n)``, singular values ``σ_1 ≥ … �
   matrix_rank`` otherwise, which calls a 384×384 float32 Gaussian with κ = 1e5 rank-deficient), and
   ``at_floor = σ_r ≤ rtol·σ_1`` (``numerical_rank < r``). Then σ_r is within the rounding of the
   stored entries, and κ and x_min describe that rounding rather than the layer: a float32 rank-1
-  matrix reports κ ≈ 1e9 and x_min ≈ 1e-9 with ``at_floor = True``. The values are kept (not
-  hidden, not clipped); read them as "κ ≳ 1/rtol, x_min below resolution";
+  matrix reports κ between ~1e9 and inf and x_min ≤ ~1e-9 (9×8: κ = 2e9; 64×128: 2.4e11; 384×384:
+  inf) with ``at_floor = True``. The values are kept (not hidden, not clipped); read them as
+  "κ ≳ 1/rtol, x_min below resolution";
 - ``ns_error_<schedule>_<k>``: the spectral error ``max_i |1 − P_k(σ_i/‖σ‖₂)| =
   ‖NS_k(X) − polar(X)‖₂`` of ``k`` Newton–Schulz steps, predicted exactly from σ
   (:func:`matbal.predict_singular_values`, Frobenius normalization);
@@ -37,9 +38,10 @@ row/column imbalance columns swap. Tied weights (one tensor under two names) are
 under the first name.
 
 Speed: a synthetic BERT-shaped float32 state dict with 22.7 M parameters (6 layers, hidden 384, FFN
-1536, a 30522×384 word embedding; 40 matrices in 5 shape groups) takes 1.8 s on one CPU thread (min
-of 3 runs, ``python -m benchmarks.analyze_model``; shared 2-core Xeon, medians up to 2.5× higher
-under load), about half of it the embedding's SVD (``exclude=["*embeddings*"]``: 0.9 s).
+1536, a 30522×384 word embedding; 40 matrices in 5 shape groups) took 1.8 s on one CPU thread at
+best and 4–5 s while the machine's 2 shared cores carried a load average of 6–7
+(``python -m benchmarks.analyze_model``, Xeon); about half of it is the embedding's SVD
+(``exclude=["*embeddings*"]``: 0.9 s at best).
 
 Example
 -------
