@@ -10,6 +10,7 @@ synthetic matrices in :mod:`matbal.synthetic`.
 True
 """
 from . import synthetic
+from .analysis import ModelAnalysis, analyze_model
 from .kernels._checks import ConvergenceWarning
 from .kernels.balancing import (
     METHODS as BALANCE_METHODS,
@@ -74,6 +75,8 @@ __all__ = [
     "effective_rank", "x_min", "orthogonality_error", "OrthogonalityError", "imbalance",
     "Imbalance", "spectral_norm_estimate", "stable_rank_estimate", "quick_stats",
     "spectrum_report", "SpectrumReport",
+    # model analysis
+    "analyze_model", "ModelAnalysis",
     # synthetic
     "synthetic",
 ]

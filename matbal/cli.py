@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .instruments.cli import add_store_parser
 
     add_store_parser(sub)
+    from .analysis.cli import add_weights_parser
+
+    add_weights_parser(sub)
     # these parse their own arguments (a flat typed config with --key value overrides)
     sub.add_parser("train", add_help=False, help="train a model (matbal train --help)")
     sub.add_parser("compare", add_help=False, help="compare optimizers / sweep lrs (--help)")

@@ -20,6 +20,7 @@ __all__ = [
     "numpy_io",
     "check_positive",
     "check_choice",
+    "matrix_view",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +37,21 @@ def accum_dtype(dtype: torch.dtype) -> torch.dtype:
     torch.float32
     """
     return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def matrix_view(t: torch.Tensor) -> torch.Tensor:
+    """The matrix a parameter (or its gradient) of ``ndim ≥ 2`` is seen as by matbal's optimizers
+    and :func:`matbal.analyze_model`: ``(shape[0], ∏ shape[1:])``. A conv weight ``(out, in, *k)``
+    is one matrix ``(out, in·∏k)`` (never a batch of ``out`` matrices); a view when the storage
+    allows it (``reshape``), never a modification.
+
+    >>> tuple(matrix_view(torch.zeros(128, 129, 3)).shape)
+    (128, 387)
+    """
+    if not isinstance(t, torch.Tensor) or t.ndim < 2:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a tensor with at least 2 dimensions, got {shape}")
+    return t.reshape(t.shape[0], -1)
 
 
 def as_matrix(x: Any, name: str = "x", *, finite: bool = True, min_dims: int = 2) -> torch.Tensor:

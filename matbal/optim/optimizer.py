@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..kernels._checks import check_choice, check_positive
+from ..kernels._checks import check_choice, check_positive, matrix_view
 from .chain import Chain
 from .transforms.base import StepContext
 from .transforms.weight_decay import AddDecayedWeights
@@ -111,7 +111,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             return
         chain: Chain = group["chain"]
         matrix = bool(group["matrix"])
-        updates = [p.grad.reshape(p.shape[0], -1) if matrix else p.grad for p in params]
+        updates = [matrix_view(p.grad) if matrix else p.grad for p in params]
         states, steps = [], []
         for p, u in zip(params, updates):
             st = self.state[p]
