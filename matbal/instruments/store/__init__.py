@@ -70,7 +70,9 @@ the lock is not enforced). The catalog carries a schema version; a newer one is 
 """
 from .errors import (
     DuplicateRecordError,
+    StoreCatalogError,
     StoreCorruptionError,
+    StoreDiskFullError,
     StoreError,
     StoreFullError,
     StoreFullWarning,
@@ -79,11 +81,21 @@ from .errors import (
     StoreReadOnlyError,
     StoreRecoveryWarning,
     StoreVersionError,
+    StoreWriteError,
     UnknownRecordError,
     UnknownRunError,
 )
 from .catalog import SCHEMA_VERSION
-from .records import Record, RecoveryReport, RunSummary, StoreSummary, VerifyReport
+from .records import (
+    CheckReport,
+    Record,
+    RecoveryReport,
+    RepairReport,
+    RunSummary,
+    StoreSummary,
+    VerifyReport,
+)
+from .repair import check_store, repair_store
 from .store import MatrixStore, StepBatch
 
 __all__ = [
@@ -94,12 +106,19 @@ __all__ = [
     "StoreSummary",
     "RecoveryReport",
     "VerifyReport",
+    "CheckReport",
+    "RepairReport",
+    "check_store",
+    "repair_store",
     "SCHEMA_VERSION",
     "StoreError",
     "StoreNotFoundError",
     "StoreLockedError",
     "StoreVersionError",
     "StoreCorruptionError",
+    "StoreCatalogError",
+    "StoreWriteError",
+    "StoreDiskFullError",
     "StoreFullError",
     "StoreReadOnlyError",
     "UnknownRecordError",
