@@ -64,11 +64,13 @@ CREATE TABLE records (
 );
 CREATE INDEX records_run_layer_step ON records (run, layer, step);
 CREATE INDEX records_step ON records (step);
-CREATE TABLE IF NOT EXISTS pending (name TEXT PRIMARY KEY, created REAL NOT NULL);
 """
 # ``pending`` came after schema version 1 was published: a writer adds it to an older catalog
 # (readers of version 1 ignore it), so the version stays 1.
-_PENDING_SCHEMA = "CREATE TABLE IF NOT EXISTS pending (name TEXT PRIMARY KEY, created REAL NOT NULL)"
+_PENDING_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS pending (name TEXT PRIMARY KEY, created REAL NOT NULL)"
+)
+_SCHEMA += _PENDING_SCHEMA + ";\n"
 _REQUIRED_TABLES = ("info", "files", "records")
 
 _SELECT = (

@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "DATA_DIR", "LOCK_NAME", "WriterLock", "new_file_name", "write_temp", "publish", "discard",
     "read_tensor", "collect_garbage", "header_metadata", "scan_data", "DataListing", "fsync_dir",
-    "FORMAT_TAG",
+    "FORMAT_TAG", "catalog_mtime_ns", "classify_orphans",
 ]
 
 DATA_DIR = "data"
@@ -218,26 +218,48 @@ def scan_data(store_dir: Path) -> DataListing:
     return DataListing(final, temp, other)
 
 
+def catalog_mtime_ns(store_dir: Path, name: str = "catalog.sqlite") -> int:
+    """When the catalog last changed: the newest mtime of the database and its ``-wal``
+    (ignoring an empty ``-wal``, which a reader may create). 0 if neither exists."""
+    out = 0
+    for p in (store_dir / name, store_dir / (name + "-wal")):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_size:
+            out = max(out, st.st_mtime_ns)
+    return out
+
+
+def classify_orphans(store_dir: Path, final: list[str], catalogued: set[str],
+                     pending: set[str], catalog_mtime: int) -> tuple[list[str], list[str]]:
+    """Split the data files no catalog row references into ``(provably uncommitted, kept)``.
+
+    A file is provably uncommitted iff its name is in ``pending`` (its write intent committed,
+    and the transaction that would reference it deletes the intent atomically: the intent
+    still there => that transaction never committed), no other unreferenced data file is
+    present, and the catalog (``catalog_mtime``, see :func:`catalog_mtime_ns`) did not change
+    after the file was written (a later commit would have to be a later write's). Anything
+    else -- the sign of a catalog that lost rows (replaced, restored from a copy, a stale
+    ``-wal`` put back) -- is kept, every pending file with it."""
+    orphans = [rel for rel in final if rel not in catalogued]
+    unknown = [rel for rel in orphans if rel not in pending
+               or (store_dir / rel).stat().st_mtime_ns < catalog_mtime]
+    return ([], orphans) if unknown else (orphans, [])
+
+
 def collect_garbage(store_dir: Path, catalogued: set[str], pending: set[str], *,
-                    dry_run: bool = False) -> RecoveryReport:
-    """Remove what an interrupted writer left under ``data/`` and is provably uncommitted.
-
-    - Temp files (``.<uuid>.safetensors.tmp`` and safetensors' ``.tmpXXXXXX``) never got a
-      final name, and catalog rows name only final names: always removed.
-    - A complete data file no catalog row references is removed only if its name is in
-      ``pending`` (its write intent committed, and the transaction that would reference it
-      deletes the intent atomically: the intent still there => that transaction never
-      committed) **and** no other unreferenced data file is present. Any other unreferenced
-      file -- the sign of a catalog that lost rows (replaced, or restored from a copy) -- is
-      kept, with every pending one, and reported in ``unreferenced`` (``matbal store repair``
-      adopts them).
-
-    Only names matching the store's own patterns are touched. Must run under the writer lock."""
+                    catalog_mtime: int = 0, dry_run: bool = False) -> RecoveryReport:
+    """Remove what an interrupted writer left under ``data/`` and is provably uncommitted:
+    temp files (``.<uuid>.safetensors.tmp`` and safetensors' ``.tmpXXXXXX``: they never got a
+    final name, and catalog rows name only final names) and the unreferenced data files
+    :func:`classify_orphans` proves uncommitted. Other unreferenced files are kept and
+    reported in ``unreferenced`` (``matbal store repair`` adopts them). Only names matching the
+    store's own patterns are touched. Must run under the writer lock."""
     listing = scan_data(store_dir)
-    orphans = [rel for rel in listing.final if rel not in catalogued]
-    unknown = [rel for rel in orphans if rel not in pending]
-    removable = [] if unknown else orphans
-    kept = orphans if unknown else []
+    removable, kept = classify_orphans(store_dir, listing.final, catalogued, pending,
+                                       catalog_mtime)
     if not dry_run:
         for rel in listing.temp + removable:
             try:

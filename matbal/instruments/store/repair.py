@@ -38,7 +38,7 @@ from safetensors import safe_open
 
 from .catalog import CATALOG_NAME, SKIP_REASONS, Catalog, open_catalog
 from .errors import StoreError, StoreNotFoundError
-from .files import FORMAT_TAG, WriterLock, fsync_dir, scan_data
+from .files import FORMAT_TAG, WriterLock, catalog_mtime_ns, classify_orphans, fsync_dir, scan_data
 from .records import CheckReport, Record, RepairReport, checksum, dtype_name
 
 __all__ = ["check_store", "repair_store"]
@@ -112,27 +112,30 @@ def check_store(path: str | Path) -> CheckReport:
         raise StoreNotFoundError(f"no matrix store at {str(store_dir)!r} (not a directory)")
     problems: list[tuple[str, str]] = []
     notes: list[tuple[str, str]] = []
-    by_file: dict[str, list[Record]] | None = None
+    by_file: dict[str, list[Record]] = {}
+    catalogued: set[str] | None = None  # None: the catalog cannot be read
     pending: set[str] = set()
+    mtime = catalog_mtime_ns(store_dir, CATALOG_NAME)
     try:
         cat = open_catalog(store_dir, readonly=True)
     except StoreError as e:
         problems.append((CATALOG_NAME, str(e)))
     else:
         try:
-            by_file = {}
             for rec in cat.query([], [], None):
                 by_file.setdefault(rec.file, []).append(rec)
-            pending = cat.pending_names()
+            catalogued, pending = cat.file_names(), cat.pending_names()
         except StoreError as e:
             problems.append((CATALOG_NAME, str(e)))
-            by_file = None
         finally:
             cat.close()
     listing = scan_data(store_dir)
+    leftovers = set()
+    if catalogued is not None:
+        leftovers = set(classify_orphans(store_dir, listing.final, catalogued, pending, mtime)[0])
     n_records = 0
     for rel in listing.final:
-        recs = (by_file or {}).get(rel, [])
+        recs = by_file.get(rel, [])
         try:
             entries = {e["key"]: e for e in _describe(store_dir, rel)}
         except _FileProblem as e:
@@ -145,17 +148,18 @@ def check_store(path: str | Path) -> CheckReport:
                 problems.append((f"{rel}#{key}", f"bytes do not match the file's own checksum "
                                  f"({ent['checksum']} vs {ent['header_checksum']}): torn or "
                                  f"altered data"))
-        if by_file is None:
+        if catalogued is None:
             continue
-        if recs:
-            for rec in recs:
-                ent = entries.get(rec.key)
-                if ent is None:
-                    problems.append((rel, f"record {rec.id}: tensor {rec.key!r} not in file"))
-                    continue
-                for why in _disagreements(rec, ent):
-                    problems.append((f"{rel}#{rec.key}", f"record {rec.id}: {why}"))
-        elif rel in pending:
+        for rec in recs:
+            ent = entries.get(rec.key)
+            if ent is None:
+                problems.append((rel, f"record {rec.id}: tensor {rec.key!r} not in file"))
+                continue
+            for why in _disagreements(rec, ent):
+                problems.append((f"{rel}#{rec.key}", f"record {rec.id}: {why}"))
+        if rel in catalogued:
+            continue
+        if rel in leftovers:
             notes.append((rel, "leftover of an interrupted write (never committed; the next "
                                "mode='a' open removes it)"))
         else:
@@ -163,9 +167,10 @@ def check_store(path: str | Path) -> CheckReport:
                                   f"record(s) the catalog lost (`matbal store repair` adopts "
                                   f"them)"))
     present = set(listing.final)
-    for rel, recs in sorted((by_file or {}).items()):
+    for rel in sorted(catalogued or ()):
         if rel not in present:
-            problems.append((rel, f"catalogued data file missing ({len(recs)} record(s) lost)"))
+            problems.append((rel, f"catalogued data file missing ({len(by_file.get(rel, []))} "
+                                  f"record(s) lost)"))
     notes += [(rel, "temp file of an interrupted write (the next mode='a' open removes it)")
               for rel in listing.temp]
     notes += [(rel, "not a store file (ignored)") for rel in listing.other]

@@ -30,6 +30,7 @@ from .errors import (
 from .files import (
     DATA_DIR,
     WriterLock,
+    catalog_mtime_ns,
     collect_garbage,
     header_metadata,
     discard,
@@ -286,9 +287,11 @@ class MatrixStore:
             )
         self._lock = WriterLock(self.path)
         try:
+            mtime = catalog_mtime_ns(self.path, CATALOG_NAME)
             cat = self._catalog = open_catalog(self.path, readonly=False, fsync=self.fsync)
             pending = cat.pending_names()
-            self.recovery = collect_garbage(self.path, cat.file_names(), pending)
+            self.recovery = collect_garbage(self.path, cat.file_names(), pending,
+                                            catalog_mtime=mtime)
             # forget intents whose file is gone; announce the first write of this session
             self._next_name = new_file_name()
             cat.set_pending(add=[self._next_name],
@@ -342,7 +345,7 @@ class MatrixStore:
         >>> import os, tempfile, torch
         >>> d = tempfile.mkdtemp()
         >>> with MatrixStore(d, fsync=False) as s:
-        ...     _ = s.put_many("r", 0, {("w1", "grad"): torch.ones(2, 2), ("w2", "grad"): torch.eye(3)})
+        ...     _ = s.put_many("r", 0, {("w1", "g"): torch.ones(2, 2), ("w2", "g"): torch.eye(3)})
         >>> os.remove(os.path.join(d, "catalog.sqlite"))  # the catalog is lost
         >>> print(MatrixStore.repair(d))  # doctest: +ELLIPSIS
         MatrixStore ...: rebuilt the catalog from 1 data file(s), 2 record(s)
