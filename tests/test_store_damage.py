@@ -447,3 +447,17 @@ def test_write_error_other_than_full(tmp_path, monkeypatch):
         with pytest.raises(StoreWriteError, match="Input/output error") as ei:
             s.put("r", 1, "w", "grad", tensor(1))
         assert not isinstance(ei.value, StoreDiskFullError)
+
+
+def test_check_compares_catalog_with_self_description(tmp_path):
+    path = tmp_path / "s"
+    build(path)
+    con = sqlite3.connect(path / CATALOG)
+    con.execute("UPDATE records SET meta='{\"lr\": 9}', step=7 WHERE id=1")
+    con.commit()
+    con.close()
+    rep = check_store(path)
+    assert len(rep.problems) == 2 and all("record 1:" in m for _, m in rep.problems)
+    assert any("step: catalog 7, file 0" in m for _, m in rep.problems)
+    assert any("meta: catalog {'lr': 9}" in m for _, m in rep.problems)
+    assert rep.problems[0][0].endswith("#blocks.0.attn/grad")

@@ -243,9 +243,14 @@ def classify_orphans(store_dir: Path, final: list[str], catalogued: set[str],
     after the file was written (a later commit would have to be a later write's). Anything
     else -- the sign of a catalog that lost rows (replaced, restored from a copy, a stale
     ``-wal`` put back) -- is kept, every pending file with it."""
+    def older_than_catalog(rel: str) -> bool:
+        try:
+            return (store_dir / rel).stat().st_mtime_ns < catalog_mtime
+        except FileNotFoundError:  # removed meanwhile (a check beside a live writer)
+            return False
+
     orphans = [rel for rel in final if rel not in catalogued]
-    unknown = [rel for rel in orphans if rel not in pending
-               or (store_dir / rel).stat().st_mtime_ns < catalog_mtime]
+    unknown = [rel for rel in orphans if rel not in pending or older_than_catalog(rel)]
     return ([], orphans) if unknown else (orphans, [])
 
 

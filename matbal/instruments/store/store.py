@@ -149,8 +149,11 @@ class MatrixStore:
         The store directory. ``mode="a"`` creates it (or an empty directory) if needed.
     mode : {"a", "r"}
         ``"a"``: append (read + write); takes the store's writer lock -- one writer process at a
-        time (``StoreLockedError`` otherwise) -- and cleans an interrupted writer's leftovers
-        (reported in ``store.recovery`` and by a ``StoreRecoveryWarning``). ``"r"``: read-only,
+        time (``StoreLockedError`` otherwise) -- and removes an interrupted writer's provably
+        uncommitted leftovers (reported in ``store.recovery`` and by a
+        ``StoreRecoveryWarning``; files that might hold committed records are kept). A missing
+        or damaged catalog beside data files is refused with ``StoreCatalogError`` in both
+        modes (see :meth:`check` and :meth:`repair`). ``"r"``: read-only,
         no lock, safe to open while a writer runs (it sees records committed up to each query).
     max_bytes, max_count : int, optional
         Caps on the bytes of data files on disk and on the number of records. A put that would
