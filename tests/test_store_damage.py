@@ -135,6 +135,8 @@ def test_damaged_catalog_is_refused_and_repaired(tmp_path, damage):
             with pytest.raises(StoreCatalogError, match="matbal store repair") as ei:
                 MatrixStore(path, mode=mode)
             assert str(path / CATALOG) in str(ei.value) and ei.value.path == str(path / CATALOG)
+            if damage in ("garbage", "truncated_half"):  # SQLite's own error is the cause
+                assert isinstance(ei.value.__cause__, sqlite3.DatabaseError)
         gc.collect()
     assert caught == []  # no recovery, no "unclosed MatrixStore"
     assert data_files(path) == before  # nothing deleted
