@@ -22,6 +22,7 @@ from matbal.instruments.store import (
     StoreReadOnlyError,
     StoreRecoveryWarning,
     StoreVersionError,
+    StoreWriteError,
     UnknownRecordError,
     UnknownRunError,
 )
@@ -418,21 +419,26 @@ def test_orphans_cleaned_on_append_open_only(tmp_path):
     with MatrixStore(root, fsync=False) as s:
         rid = s.put("r", 0, "w", "grad", rand(0))
         kept = s.record(rid).file
+        announced = s._next_name  # the write intent of the next data file, committed
     shard = root / "data" / "ab"
     shard.mkdir(exist_ok=True)
     tmp = shard / (".ab" + "0" * 30 + ".safetensors.tmp")
-    orphan = shard / ("ab" + "1" * 30 + ".safetensors")
+    st_tmp = shard / ".tmpAb12Cd"  # safetensors' own temp file (killed inside save_file)
+    pending = root / announced
+    pending.parent.mkdir(exist_ok=True)
     other = root / "data" / "notes.txt"
-    for p in (tmp, orphan, other):
+    for p in (tmp, st_tmp, pending, other):
         p.write_bytes(b"partial")
     with MatrixStore(root, mode="r") as s:  # readers never delete
-        assert s.recovery.removed_temp == () and tmp.exists() and orphan.exists()
-    with pytest.warns(StoreRecoveryWarning, match="1 temp file.*1 uncommitted"):
+        assert s.recovery.removed_temp == () and tmp.exists() and pending.exists()
+    with pytest.warns(StoreRecoveryWarning, match="2 temp file.*1 uncommitted"):
         s = MatrixStore(root, fsync=False)
     with s:
-        assert s.recovery.removed_temp == (f"data/ab/{tmp.name}",)
-        assert s.recovery.removed_orphans == (f"data/ab/{orphan.name}",)
-        assert not tmp.exists() and not orphan.exists() and other.exists()
+        assert s.recovery.removed_temp == tuple(sorted([f"data/ab/{tmp.name}",
+                                                        f"data/ab/{st_tmp.name}"]))
+        assert s.recovery.removed_orphans == (announced,) and s.recovery.unreferenced == ()
+        assert not tmp.exists() and not st_tmp.exists() and not pending.exists()
+        assert other.exists()
         assert (root / kept).exists() and torch.equal(s.get(rid), rand(0))
     (root / kept).unlink()
     with pytest.warns(StoreRecoveryWarning, match="1 catalogued file"):
@@ -445,6 +451,28 @@ def test_orphans_cleaned_on_append_open_only(tmp_path):
             pass
 
 
+def test_unreferenced_file_without_intent_is_kept(tmp_path):
+    """A complete data file that no catalog row references and whose write was never announced
+    cannot be proven uncommitted (the catalog may have lost its row): kept and reported, and
+    then a pending leftover is kept too (the catalog is evidently not the latest one)."""
+    root = tmp_path / "s"
+    with MatrixStore(root, fsync=False) as s:
+        s.put("r", 0, "w", "grad", rand(0))
+        announced = s._next_name
+    stranger = root / "data" / "ab" / ("ab" + "1" * 30 + ".safetensors")
+    stranger.parent.mkdir()
+    (root / announced).parent.mkdir(exist_ok=True)
+    for p in (stranger, root / announced):
+        p.write_bytes(b"complete?")
+    with pytest.warns(StoreRecoveryWarning, match="KEPT 2 data file.*matbal store repair"):
+        s = MatrixStore(root, fsync=False)
+    with s:
+        assert s.recovery.removed_orphans == ()
+        assert s.recovery.unreferenced == tuple(sorted([announced, f"data/ab/{stranger.name}"]))
+        assert stranger.exists() and (root / announced).exists()
+        assert s.put("r", 1, "w", "grad", rand(1)) == 2
+
+
 def test_header_is_self_describing(store):
     from safetensors import safe_open
 
@@ -453,7 +481,8 @@ def test_header_is_self_describing(store):
     with safe_open(str(store.path / rec.file), framework="pt") as f:
         info = json.loads(f.metadata()["records"])
     assert info[rec.key] == {"run": "r", "step": 4, "layer": "blocks.0", "kind": "grad",
-                             "src_dtype": "float32", "meta": {"seed": 0}}
+                             "src_dtype": "float32", "meta": {"seed": 0},
+                             "checksum": rec.checksum}
 
 
 def test_views_sharing_storage(store):
@@ -471,8 +500,9 @@ def test_failed_commit_leaves_nothing(store, monkeypatch):
         raise sqlite3.OperationalError("disk I/O error (simulated)")
 
     monkeypatch.setattr(Catalog, "insert", boom)
-    with pytest.raises(sqlite3.OperationalError, match="simulated"):
+    with pytest.raises(StoreWriteError, match="catalog write failed.*simulated") as ei:
         store.put("r", 1, "w", "grad", rand(1))
+    assert isinstance(ei.value.__cause__, sqlite3.OperationalError)
     monkeypatch.undo()
     assert [p.name for p in store.path.rglob("*.safetensors*")] == [store.record(1).file[8:]]
     assert store.put("r", 1, "w", "grad", rand(1)) == 2 and len(store) == 2

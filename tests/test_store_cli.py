@@ -113,3 +113,23 @@ def test_parse_step_and_wiring(store):
     add_store_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["store", "ls", store])
     assert args.func(args) == 0
+
+
+def test_check_and_repair_through_matbal(store, tmp_path, capsys):
+    import shutil
+
+    from matbal.cli import main as matbal_main
+
+    assert matbal_main(["store", "check", store]) == 0
+    assert "checked 4 data file(s), 7 tensor(s): OK" in capsys.readouterr().out
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    (copy / "catalog.sqlite").write_bytes(b"")
+    assert matbal_main(["store", "check", str(copy)]) == 1
+    assert "PROBLEM catalog.sqlite" in capsys.readouterr().out
+    code, _, err = run("ls", str(copy))
+    assert code == 1 and "damaged catalog" in err and "matbal store repair" in err
+    assert matbal_main(["store", "repair", str(copy)]) == 0
+    assert "7 record(s)" in capsys.readouterr().out
+    code, out, _ = run("ls", str(copy))
+    assert code == 0 and "7 records" in out

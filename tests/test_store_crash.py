@@ -173,3 +173,33 @@ def test_crash_points_leave_invisible_partial_record(tmp_path, crash):
         assert store.query(step=3) == []
         ids = store.put_many("run", 3, [(x, "update", torch.zeros(2, 2)) for x in "abc"])
         assert None not in ids and len(store) == 10
+
+
+@pytest.mark.parametrize("crash", ["before_replace", "before_commit"])
+def test_crash_then_lost_catalog_repair_keeps_every_committed_record(tmp_path, crash):
+    """A writer killed inside a write, then its catalog zeroed: opening refuses (deleting
+    nothing), and repair brings back every committed record; the interrupted write's complete
+    file (before_commit) is adopted whole, a temp file never is."""
+    from matbal.instruments.store import StoreCatalogError
+
+    path = tmp_path / "s"
+    res = subprocess.run([sys.executable, "-c", _WRITER, str(path), crash, "3"], env=_env(),
+                         capture_output=True, timeout=60)
+    assert res.returncode == 9, res.stderr.decode()
+    committed = {(r.step, r.layer) for r in _check_all_committed(path)}
+    on_disk = sorted(p for p in (path / "data").rglob("*") if p.is_file())
+    (path / "catalog.sqlite").write_bytes(b"")
+    with pytest.raises(StoreCatalogError, match="repair"):
+        MatrixStore(path)
+    assert sorted(p for p in (path / "data").rglob("*") if p.is_file()) == on_disk
+    rep = MatrixStore.repair(path)
+    assert rep.left_out == ()
+    recs = _check_all_committed(path)  # every tensor equal to what was written
+    got = {(r.step, r.layer) for r in recs}
+    adopted = {(3, "single")} if crash == "before_commit" else set()
+    assert got == committed | adopted
+    with _maybe_recovery_warning():
+        store = MatrixStore(path, if_exists="skip")
+    with store:  # the temp file of before_replace is collected now; writing goes on
+        assert store.put("run", 4, "a", "update", torch.zeros(2, 2), meta={"seed": -1})
+    assert [p for p in (path / "data").rglob("*") if p.name.startswith(".")] == []

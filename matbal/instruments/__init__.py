@@ -3,16 +3,19 @@
 - :class:`Probes` (:mod:`.probes`): spectral metrics of every matrix layer inside training, tidy
   rows to a sink; :class:`Recorder` puts chosen matrices into a store.
 - :class:`MatrixStore` (:mod:`.store`): recorded tensors on disk — safetensors files + an SQLite
-  catalog, crash-safe, checksummed, no pickle.
+  catalog, crash-safe, checksummed, no pickle; ``MatrixStore.check``/``repair`` verify it and
+  rebuild a damaged catalog from the self-describing data files.
 - :func:`analyze_store` (:mod:`.store_analysis`): equilibration effects over a store (tables and
-  figures); ``matbal store ls|show|analyze|export`` on the command line.
+  figures); ``matbal store ls|show|analyze|export|check|repair`` on the command line.
 """
 from .store import (
     DuplicateRecordError,
     MatrixStore,
     Record,
     StepBatch,
+    StoreCatalogError,
     StoreCorruptionError,
+    StoreDiskFullError,
     StoreError,
     StoreFullError,
     StoreFullWarning,
@@ -22,6 +25,7 @@ from .store import (
     StoreRecoveryWarning,
     StoreSummary,
     StoreVersionError,
+    StoreWriteError,
     UnknownRecordError,
     UnknownRunError,
 )
@@ -45,6 +49,9 @@ __all__ = [
     "StoreLockedError",
     "StoreVersionError",
     "StoreCorruptionError",
+    "StoreCatalogError",
+    "StoreWriteError",
+    "StoreDiskFullError",
     "StoreFullError",
     "StoreReadOnlyError",
     "UnknownRecordError",

@@ -1,4 +1,4 @@
-"""``matbal store …``: list, inspect, analyze and export a matrix store from the shell.
+"""``matbal store …``: list, inspect, analyze, export, check and repair a matrix store.
 
 ::
 
@@ -8,10 +8,20 @@
     matbal store analyze PATH [--run R] [--kind K ...] [--layer L] [--step S] --out DIR
     matbal store export PATH --out FILE.safetensors|FILE.npz|DIR [--format safetensors|npz]
                              [--run R] [--kind K ...] [--layer L] [--step S]
+    matbal store check PATH
+    matbal store repair PATH [--force]
 
 ``--step`` takes ``S``, ``A:B`` (A ≤ step < B, either end open) or ``A:B:K`` (every K-th).
 ``--layer``/``--kind`` are globs. Errors (no store, empty store, unknown run, a query that matches
-nothing, a malformed ``--step``) print one line ``matbal store: error: …`` and exit with 1.
+nothing, a malformed ``--step``, a damaged catalog) print one line ``matbal store: error: …``
+and exit with 1.
+
+Check reads every data file and tensor and compares them with the catalog and with their own
+header checksums; it prints the problems and exits with 1 if there is any (0: all good). Repair
+rebuilds a damaged or missing catalog from the self-describing data files (the old catalog is
+renamed ``catalog.sqlite.damaged-<time>``, never deleted; no data file is touched), then checks
+again: exit 0 when the repaired store checks clean, 1 otherwise (e.g. an unreadable data file
+left out, listed). Repair refuses while a writer holds the store.
 
 Export: one file with every selected record (keys ``run/step/layer/kind``), or, for a directory,
 one file per run; an ``index.csv`` manifest (key, run, step, layer, kind, shape, dtype,
@@ -218,6 +228,26 @@ def _export(args, out) -> None:
               "numpy has no such dtypes; see exported_dtype in the manifest)", file=out)
 
 
+def _check(args, out) -> int:
+    from .store import check_store
+
+    rep = check_store(args.path)
+    print(rep, file=out)
+    return 0 if rep.ok else 1
+
+
+def _repair(args, out) -> int:
+    from .store import check_store, repair_store
+
+    rep = repair_store(args.path, force=args.force)
+    print(rep, file=out)
+    if not rep.rebuilt:
+        return 0
+    after = check_store(args.path)
+    print(f"after repair: {after}", file=out)
+    return 0 if after.ok else 1
+
+
 # -- parser -------------------------------------------------------------------------------------
 def _add_filters(p, *, kind_many: bool = True) -> None:
     p.add_argument("--run", help="run name (exact)")
@@ -262,6 +292,16 @@ def _fill(sub) -> None:
     _add_filters(ex)
     ex.set_defaults(store_func=_export)
 
+    ck = sub.add_parser("check", help="verify the catalog and every data file (exit 1: problems)")
+    ck.add_argument("path")
+    ck.set_defaults(store_func=_check)
+
+    rp = sub.add_parser("repair", help="rebuild a damaged catalog from the data files")
+    rp.add_argument("path")
+    rp.add_argument("--force", action="store_true",
+                    help="rebuild even when check finds no problem (renumbers record ids)")
+    rp.set_defaults(store_func=_repair)
+
 
 def _run(args, out=None, err=None) -> int:
     from .store import StoreError
@@ -269,17 +309,19 @@ def _run(args, out=None, err=None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args.store_func(args, out)
+        code = args.store_func(args, out)
     except (CLIError, StoreError, ValueError, TypeError, FileNotFoundError) as e:
         print(f"matbal store: error: {e}", file=err)
         return 1
-    return 0
+    return code or 0
 
 
 def add_store_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``store`` (with ``ls``, ``show``, ``analyze``, ``export``) to ``matbal``'s subparsers;
+    """Add ``store`` (with ``ls``, ``show``, ``analyze``, ``export``, ``check``, ``repair``) to
+    ``matbal``'s subparsers;
     sets ``func`` so ``args.func(args)`` runs it and returns the exit status."""
-    p = subparsers.add_parser("store", help="list, inspect, analyze and export a matrix store")
+    p = subparsers.add_parser("store", help="list, inspect, analyze, export, check and repair a "
+                                            "matrix store")
     _fill(p.add_subparsers(dest="store_command", required=True))
     p.set_defaults(func=_run)
     return p

@@ -11,6 +11,9 @@ __all__ = [
     "StoreLockedError",
     "StoreVersionError",
     "StoreCorruptionError",
+    "StoreCatalogError",
+    "StoreWriteError",
+    "StoreDiskFullError",
     "StoreFullError",
     "StoreReadOnlyError",
     "UnknownRecordError",
@@ -47,6 +50,37 @@ class StoreCorruptionError(StoreError):
         super().__init__(message)
         self.record = record
         self.file = file
+
+
+class StoreCatalogError(StoreError):
+    """The catalog (``catalog.sqlite``) is missing, empty, unreadable or damaged while the store's
+    ``data/`` holds data files. Nothing was changed: the store refuses to open rather than take
+    the data files for leftovers. ``path`` is the catalog's path; the message names the cause
+    (chained as ``__cause__``) and the remedy, ``matbal store repair`` (or
+    ``MatrixStore.repair(path)``), which rebuilds the catalog from the self-describing data
+    files."""
+
+    def __init__(self, message: str, *, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class StoreWriteError(StoreError, OSError):
+    """Writing a data file or committing the catalog failed (I/O error, read-only file system,
+    ...). ``path`` names the file; the cause is chained (``__cause__``). The record was not
+    stored and nothing committed before is affected."""
+
+    def __init__(self, message: str, *, path=None):
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreDiskFullError(StoreWriteError):
+    """A write failed because the disk (or the quota) is full (``ENOSPC``, SQLite's
+    ``database or disk is full``). Free space and retry: the record was not stored."""
 
 
 class StoreFullError(StoreError):

@@ -1,7 +1,8 @@
 """Data files of a matrix store: atomic safetensors writes, reads with verification, the writer
-lock and the garbage collection of an interrupted writer's leftovers."""
+lock, the listing of ``data/`` and the garbage collection of an interrupted writer's leftovers."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file as st_save_file
 
-from .errors import StoreCorruptionError, StoreLockedError
+from .errors import StoreCorruptionError, StoreDiskFullError, StoreLockedError, StoreWriteError
 from .records import Record, RecoveryReport, checksum, dtype_name
 
 try:  # POSIX advisory locks; released by the kernel when the holder dies (kill -9 included)
@@ -23,16 +24,23 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "DATA_DIR", "LOCK_NAME", "WriterLock", "new_file_name", "write_temp", "publish", "discard",
-    "read_tensor", "collect_garbage", "header_metadata",
+    "read_tensor", "collect_garbage", "header_metadata", "scan_data", "DataListing", "fsync_dir",
+    "FORMAT_TAG", "catalog_mtime_ns", "classify_orphans",
 ]
 
 DATA_DIR = "data"
+FORMAT_TAG = "matbal-matrix-store"  # the "format" of every data file's header metadata
 LOCK_NAME = "LOCK"
 _FINAL_RE = re.compile(r"^[0-9a-f]{32}\.safetensors$")
 _TEMP_RE = re.compile(r"^\.[0-9a-f]{32}\.safetensors\.tmp$")
+# safetensors >= 0.6 serialises into a hidden ``.tmpXXXXXX`` (Rust ``tempfile``) in the target
+# directory and renames it to the name it was given (our ``.<uuid>.safetensors.tmp``); a writer
+# killed inside ``save_file`` leaves that file behind.
+_ST_TEMP_RE = re.compile(r"^\.tmp[0-9A-Za-z]{3,}$")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory (its entries: created/renamed files); a no-op off POSIX."""
     if os.name != "posix":  # pragma: no cover - directories cannot be fsynced on Windows
         return
     fd = os.open(str(path), os.O_RDONLY)
@@ -88,8 +96,8 @@ def write_temp(store_dir: Path, rel_name: str, tensors: dict[str, torch.Tensor],
     if not shard.is_dir():
         shard.mkdir(parents=True, exist_ok=True)
         if fsync:
-            _fsync_dir(shard.parent)
-            _fsync_dir(shard.parent.parent)
+            fsync_dir(shard.parent)
+            fsync_dir(shard.parent.parent)
     tmp = shard / f".{final.name}.tmp"
     try:
         st_save_file(tensors, str(tmp), metadata=header_meta)
@@ -100,10 +108,22 @@ def write_temp(store_dir: Path, rel_name: str, tensors: dict[str, torch.Tensor],
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-    except BaseException:
+    except BaseException as e:
         discard(tmp)
+        if isinstance(e, (OSError, SafetensorError)):
+            raise write_error(e, tmp, "writing data file") from e
         raise
     return tmp, size
+
+
+def write_error(e: BaseException, path: Path, doing: str) -> StoreWriteError:
+    """The store error for a failed data-file write (``StoreDiskFullError`` on ENOSPC/EDQUOT)."""
+    full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+        k in str(e) for k in ("No space left", "code: 28,", "Disk quota exceeded"))
+    cls = StoreDiskFullError if full else StoreWriteError
+    what = "disk full" if full else f"{type(e).__name__}: {e}"
+    return cls(f"{doing} {str(path)!r} failed ({what}); the record was not stored"
+               + (" -- free space and retry" if full else ""), path=str(path))
 
 
 def publish(tmp: Path, *, fsync: bool) -> None:
@@ -111,9 +131,12 @@ def publish(tmp: Path, *, fsync: bool) -> None:
     A crash leaves either the temp file or the complete final file -- never a partial file under
     the final name."""
     final = tmp.with_name(tmp.name[1:-len(".tmp")])
-    os.replace(tmp, final)
-    if fsync:
-        _fsync_dir(final.parent)
+    try:
+        os.replace(tmp, final)
+        if fsync:
+            fsync_dir(final.parent)
+    except OSError as e:
+        raise write_error(e, final, "publishing data file") from e
 
 
 def discard(tmp: Path) -> None:
@@ -166,45 +189,105 @@ def _get(f: Any, rec: Record, fail) -> torch.Tensor:
     return f.get_tensor(rec.key)
 
 
-def collect_garbage(store_dir: Path, catalogued: set[str], *, dry_run: bool = False) -> RecoveryReport:
-    """Remove an interrupted writer's leftovers under ``data/``: temp files and complete data
-    files that no catalog row references. Only names matching the store's own patterns are
-    touched; anything else is left alone. Must run under the writer lock."""
+class DataListing:
+    """The files under ``data/<xx>/`` (paths relative to the store directory, sorted):
+    ``final`` data files, ``temp`` files of writes that never got their final name (ours and
+    safetensors' own), ``other`` files the store did not write (never touched)."""
+
+    def __init__(self, final: list[str], temp: list[str], other: list[str]):
+        self.final, self.temp, self.other = final, temp, other
+
+
+def scan_data(store_dir: Path) -> DataListing:
+    """List ``<store>/data`` (see :class:`DataListing`)."""
     data = store_dir / DATA_DIR
-    temp, orphans, present = [], [], set()
+    final, temp, other = [], [], []
     if data.is_dir():
         for shard in sorted(data.iterdir()):
             if not shard.is_dir():
+                other.append(f"{DATA_DIR}/{shard.name}")
                 continue
             for p in sorted(shard.iterdir()):
                 rel = f"{DATA_DIR}/{shard.name}/{p.name}"
-                if _TEMP_RE.match(p.name):
+                if _FINAL_RE.match(p.name) and p.name.startswith(shard.name):
+                    final.append(rel)
+                elif _TEMP_RE.match(p.name) or _ST_TEMP_RE.match(p.name):
                     temp.append(rel)
-                elif _FINAL_RE.match(p.name):
-                    present.add(rel)
-                    if rel not in catalogued:
-                        orphans.append(rel)
+                else:
+                    other.append(rel)
+    return DataListing(final, temp, other)
+
+
+def catalog_mtime_ns(store_dir: Path, name: str = "catalog.sqlite") -> int:
+    """When the catalog last changed: the newest mtime of the database and its ``-wal``
+    (ignoring an empty ``-wal``, which a reader may create). 0 if neither exists."""
+    out = 0
+    for p in (store_dir / name, store_dir / (name + "-wal")):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_size:
+            out = max(out, st.st_mtime_ns)
+    return out
+
+
+def classify_orphans(store_dir: Path, final: list[str], catalogued: set[str],
+                     pending: set[str], catalog_mtime: int) -> tuple[list[str], list[str]]:
+    """Split the data files no catalog row references into ``(provably uncommitted, kept)``.
+
+    A file is provably uncommitted iff its name is in ``pending`` (its write intent committed,
+    and the transaction that would reference it deletes the intent atomically: the intent
+    still there => that transaction never committed), no other unreferenced data file is
+    present, and the catalog (``catalog_mtime``, see :func:`catalog_mtime_ns`) did not change
+    after the file was written (a later commit would have to be a later write's). Anything
+    else -- the sign of a catalog that lost rows (replaced, restored from a copy, a stale
+    ``-wal`` put back) -- is kept, every pending file with it."""
+    def older_than_catalog(rel: str) -> bool:
+        try:
+            return (store_dir / rel).stat().st_mtime_ns < catalog_mtime
+        except FileNotFoundError:  # removed meanwhile (a check beside a live writer)
+            return False
+
+    orphans = [rel for rel in final if rel not in catalogued]
+    unknown = [rel for rel in orphans if rel not in pending or older_than_catalog(rel)]
+    return ([], orphans) if unknown else (orphans, [])
+
+
+def collect_garbage(store_dir: Path, catalogued: set[str], pending: set[str], *,
+                    catalog_mtime: int = 0, dry_run: bool = False) -> RecoveryReport:
+    """Remove what an interrupted writer left under ``data/`` and is provably uncommitted:
+    temp files (``.<uuid>.safetensors.tmp`` and safetensors' ``.tmpXXXXXX``: they never got a
+    final name, and catalog rows name only final names) and the unreferenced data files
+    :func:`classify_orphans` proves uncommitted. Other unreferenced files are kept and
+    reported in ``unreferenced`` (``matbal store repair`` adopts them). Only names matching the
+    store's own patterns are touched. Must run under the writer lock."""
+    listing = scan_data(store_dir)
+    removable, kept = classify_orphans(store_dir, listing.final, catalogued, pending,
+                                       catalog_mtime)
     if not dry_run:
-        for rel in temp + orphans:
+        for rel in listing.temp + removable:
             try:
                 os.unlink(store_dir / rel)
             except FileNotFoundError:  # pragma: no cover
                 pass
-    missing = sorted(catalogued - present)
-    return RecoveryReport(tuple(temp), tuple(orphans), tuple(missing))
+    missing = sorted(catalogued - set(listing.final))
+    return RecoveryReport(tuple(listing.temp), tuple(removable), tuple(missing), tuple(kept))
 
 
 def header_metadata(items: list[dict[str, Any]]) -> dict[str, str]:
-    """The safetensors header ``__metadata__``: every record's identity, so a data file is
-    self-describing even without the catalog."""
+    """The safetensors header ``__metadata__``: every record's identity and checksum, so a data
+    file is self-describing (and self-verifying) without the catalog. (Files written before the
+    checksum was added lack it; ``check`` then verifies them against the catalog only.)"""
     return {
-        "format": "matbal-matrix-store",
+        "format": FORMAT_TAG,
         "records": json.dumps(
             {
                 it["key"]: {
                     "run": it["run"], "step": it["step"], "layer": it["layer"],
                     "kind": it["kind"], "src_dtype": it["src_dtype"],
                     "meta": json.loads(it["meta"]) if it["meta"] else None,
+                    "checksum": it["checksum"],
                 }
                 for it in items
             }

@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["Record", "RunSummary", "StoreSummary", "RecoveryReport", "VerifyReport"]
+__all__ = ["Record", "RunSummary", "StoreSummary", "RecoveryReport", "VerifyReport",
+           "CheckReport", "RepairReport"]
 
 # Dtypes a record may have; names are torch's (``str(torch.float32)`` minus "torch.").
 _DTYPES: dict[str, torch.dtype] = {
@@ -137,18 +138,23 @@ class StoreSummary:
 class RecoveryReport:
     """What opening in append mode cleaned up (paths relative to the store directory).
 
-    ``removed_temp``: temp files of an interrupted write. ``removed_orphans``: complete data files
-    whose catalog transaction never committed (their records were never visible).
+    ``removed_temp``: temp files of an interrupted write (never renamed into place).
+    ``removed_orphans``: complete data files whose catalog transaction provably never committed
+    (their write intent is still in the catalog; their records were never visible).
     ``missing_files``: catalogued files that are absent (their records raise
     ``StoreCorruptionError`` on ``get``; nothing is deleted from the catalog).
+    ``unreferenced``: complete data files no catalog row references that recovery could not
+    prove uncommitted, so kept (``matbal store repair`` adopts them into the catalog).
     """
 
     removed_temp: tuple[str, ...] = ()
     removed_orphans: tuple[str, ...] = ()
     missing_files: tuple[str, ...] = ()
+    unreferenced: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.removed_temp or self.removed_orphans or self.missing_files)
+        return bool(self.removed_temp or self.removed_orphans or self.missing_files
+                    or self.unreferenced)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,3 +168,65 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+    """What ``MatrixStore.check(path)`` (``matbal store check``) found.
+
+    ``problems``: ``(path, message)`` pairs that lose or misreport data -- a damaged catalog, a
+    catalogued file missing or unreadable, a tensor whose bytes, dtype, shape or self-description
+    disagree with the catalog or with its own header checksum, a data file no catalog row
+    references. ``notes``: harmless leftovers of an interrupted writer (temp files, a file whose
+    write never committed), removed by the next ``mode="a"`` open. ``files``/``records``: data
+    files and tensors read. ``ok`` is True when there are no problems. Paths are relative to the
+    store directory.
+    """
+
+    path: str
+    files: int
+    records: int
+    problems: tuple[tuple[str, str], ...]
+    notes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        head = (f"MatrixStore {self.path}: checked {self.files} data file(s), {self.records} "
+                f"tensor(s): " + ("OK" if self.ok else f"{len(self.problems)} problem(s)"))
+        lines = [head] + [f"  PROBLEM {p}: {m}" for p, m in self.problems]
+        lines += [f"  note {p}: {m}" for p, m in self.notes]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class RepairReport:
+    """What ``MatrixStore.repair(path)`` (``matbal store repair``) did.
+
+    ``rebuilt``: whether a new catalog was written (``False`` when ``check`` found nothing to
+    repair). ``moved_aside``: the old catalog's files, renamed (never deleted), e.g.
+    ``catalog.sqlite.damaged-20260101T120000``. ``files``/``records``: what the new catalog
+    holds. ``left_out``: ``(path, why)`` for data files (or single tensors, ``path#key``) that
+    could not be adopted -- unreadable, failing their own checksum, or a duplicate
+    ``(run, step, layer, kind)`` of a newer file; they stay on disk. ``before``: the check that
+    decided the repair. Record ids are renumbered.
+    """
+
+    path: str
+    rebuilt: bool
+    moved_aside: tuple[str, ...]
+    files: int
+    records: int
+    left_out: tuple[tuple[str, str], ...]
+    before: CheckReport
+
+    def __str__(self) -> str:
+        if not self.rebuilt:
+            return f"MatrixStore {self.path}: nothing to repair ({self.before.records} tensors OK)"
+        lines = [f"MatrixStore {self.path}: rebuilt the catalog from {self.files} data file(s), "
+                 f"{self.records} record(s)"]
+        lines += [f"  moved aside {m}" for m in self.moved_aside]
+        lines += [f"  left out {p}: {why}" for p, why in self.left_out]
+        return "\n".join(lines)

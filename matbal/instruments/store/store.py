@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import sqlite3
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from safetensors.torch import storage_ptr
 
-from .catalog import CATALOG_NAME, SKIP_REASONS, Catalog
+from .catalog import CATALOG_NAME, SKIP_REASONS, Catalog, open_catalog, translate
 from .errors import (
     DuplicateRecordError,
     StoreCorruptionError,
@@ -27,7 +28,9 @@ from .errors import (
     UnknownRunError,
 )
 from .files import (
+    DATA_DIR,
     WriterLock,
+    catalog_mtime_ns,
     collect_garbage,
     header_metadata,
     discard,
@@ -38,8 +41,10 @@ from .files import (
 )
 from .records import (
     _DTYPES,
+    CheckReport,
     Record,
     RecoveryReport,
+    RepairReport,
     RunSummary,
     StoreSummary,
     VerifyReport,
@@ -144,8 +149,11 @@ class MatrixStore:
         The store directory. ``mode="a"`` creates it (or an empty directory) if needed.
     mode : {"a", "r"}
         ``"a"``: append (read + write); takes the store's writer lock -- one writer process at a
-        time (``StoreLockedError`` otherwise) -- and cleans an interrupted writer's leftovers
-        (reported in ``store.recovery`` and by a ``StoreRecoveryWarning``). ``"r"``: read-only,
+        time (``StoreLockedError`` otherwise) -- and removes an interrupted writer's provably
+        uncommitted leftovers (reported in ``store.recovery`` and by a
+        ``StoreRecoveryWarning``; files that might hold committed records are kept). A missing
+        or damaged catalog beside data files is refused with ``StoreCatalogError`` in both
+        modes (see :meth:`check` and :meth:`repair`). ``"r"``: read-only,
         no lock, safe to open while a writer runs (it sees records committed up to each query).
     max_bytes, max_count : int, optional
         Caps on the bytes of data files on disk and on the number of records. A put that would
@@ -259,6 +267,7 @@ class MatrixStore:
         self._mutex = threading.RLock()
         self._lock: WriterLock | None = None
         self._catalog: Catalog | None = None
+        self._next_name: str | None = None  # announced (pending) name of the next data file
 
         if mode == "r":
             if not self.path.is_dir():
@@ -266,14 +275,14 @@ class MatrixStore:
                     f"no matrix store at {str(self.path)!r} (directory does not exist); "
                     f"open it with mode='a' to create one"
                 )
-            self._catalog = Catalog(self.path, readonly=True)
+            self._catalog = open_catalog(self.path, readonly=True)
             return
 
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"path {str(self.path)!r} exists and is not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
         if not (self.path / CATALOG_NAME).exists() and any(
-            p.name != "LOCK" for p in self.path.iterdir()
+            p.name not in ("LOCK", DATA_DIR) for p in self.path.iterdir()
         ):
             raise StoreError(
                 f"{str(self.path)!r} is a non-empty directory without a {CATALOG_NAME}: not a "
@@ -281,25 +290,75 @@ class MatrixStore:
             )
         self._lock = WriterLock(self.path)
         try:
-            self._catalog = Catalog(self.path, readonly=False, fsync=self.fsync)
-            self.recovery = collect_garbage(self.path, self._catalog.file_names())
+            mtime = catalog_mtime_ns(self.path, CATALOG_NAME)
+            cat = self._catalog = open_catalog(self.path, readonly=False, fsync=self.fsync)
+            pending = cat.pending_names()
+            self.recovery = collect_garbage(self.path, cat.file_names(), pending,
+                                            catalog_mtime=mtime)
+            # forget intents whose file is gone; announce the first write of this session
+            self._next_name = new_file_name()
+            cat.set_pending(add=[self._next_name],
+                            remove=[n for n in pending if not (self.path / n).exists()])
+            n_rec, _, _, fbytes = cat.totals()
         except BaseException:
             if self._catalog is not None:
                 self._catalog.close()
+                self._catalog = None  # a failed open is not an "unclosed" store
             self._lock.release()
             raise
-        n_rec, _, _, fbytes = self._catalog.totals()
         self._n_records, self._file_bytes = n_rec, fbytes
         if self.recovery:
             r = self.recovery
-            warnings.warn(
-                f"MatrixStore {str(self.path)!r}: recovered from an interrupted writer: removed "
-                f"{len(r.removed_temp)} temp file(s) and {len(r.removed_orphans)} uncommitted data "
-                f"file(s) (their records were never visible); {len(r.missing_files)} catalogued "
-                f"file(s) missing. Details in store.recovery.",
-                StoreRecoveryWarning,
-                stacklevel=2,
-            )
+            msg = (f"MatrixStore {str(self.path)!r}: recovered from an interrupted writer: "
+                   f"removed {len(r.removed_temp)} temp file(s) and {len(r.removed_orphans)} "
+                   f"uncommitted data file(s) (their records were never visible); "
+                   f"{len(r.missing_files)} catalogued file(s) missing.")
+            if r.unreferenced:
+                msg += (f" KEPT {len(r.unreferenced)} data file(s) that no catalog row references "
+                        f"(they may hold committed records the catalog lost): run `matbal store "
+                        f"check {self.path}` and `matbal store repair {self.path}`.")
+            warnings.warn(msg + " Details in store.recovery.", StoreRecoveryWarning, stacklevel=2)
+
+    # -- maintenance -----------------------------------------------------------------------------
+    @staticmethod
+    def check(path: str | Path) -> CheckReport:
+        """Verify the store at ``path`` (catalog, every data file, every tensor's bytes)
+        without changing anything; see :func:`~matbal.instruments.store.check_store`.
+        ``matbal store check DIR`` on the command line.
+
+        >>> import tempfile, torch
+        >>> d = tempfile.mkdtemp()
+        >>> with MatrixStore(d, fsync=False) as s:
+        ...     _ = s.put("r", 0, "w", "grad", torch.ones(2, 2))
+        >>> rep = MatrixStore.check(d)
+        >>> rep.ok, rep.files, rep.records
+        (True, 1, 1)
+        """
+        from .repair import check_store
+
+        return check_store(path)
+
+    @staticmethod
+    def repair(path: str | Path, *, force: bool = False) -> RepairReport:
+        """Rebuild the catalog of the store at ``path`` from its self-describing data files
+        when :meth:`check` finds problems (a damaged or missing catalog, unreferenced files);
+        the old catalog is moved aside, never deleted, and no data file is touched. See
+        :func:`~matbal.instruments.store.repair_store`; ``matbal store repair DIR``.
+
+        >>> import os, tempfile, torch
+        >>> d = tempfile.mkdtemp()
+        >>> with MatrixStore(d, fsync=False) as s:
+        ...     _ = s.put_many("r", 0, {("w1", "g"): torch.ones(2, 2), ("w2", "g"): torch.eye(3)})
+        >>> os.remove(os.path.join(d, "catalog.sqlite"))  # the catalog is lost
+        >>> print(MatrixStore.repair(d))  # doctest: +ELLIPSIS
+        MatrixStore ...: rebuilt the catalog from 1 data file(s), 2 record(s)
+        >>> with MatrixStore(d, mode="r") as s:
+        ...     [(r.layer, r.shape) for r in s.query()], MatrixStore.check(d).ok
+        ([('w1', (2, 2)), ('w2', (3, 3))], True)
+        """
+        from .repair import repair_store
+
+        return repair_store(path, force=force)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -505,33 +564,47 @@ class MatrixStore:
                 need = sum(r["nbytes"] for r in rows)
                 if self._file_bytes + need > self.max_bytes:
                     return self._refuse("max_bytes", len(keep), results, self._bytes_why(need))
-            name = new_file_name()
+            name = self._announced_name(cat)
             tmp, size = write_temp(self.path, name, tensors, header_metadata(rows),
                                    fsync=self.fsync)
             del tensors
             if self.max_bytes is not None and self._file_bytes + size > self.max_bytes:
                 discard(tmp)
                 return self._refuse("max_bytes", len(keep), results, self._bytes_why(size))
+            self._next_name = None  # consumed from here on, whatever happens
             try:
                 publish(tmp, fsync=self.fsync)
-                ids = cat.insert(name, size, rows, self._pending_skipped)
-            except BaseException:
+                following = new_file_name()
+                ids = cat.insert(name, size, rows, self._pending_skipped, next_name=following)
+            except BaseException as e:
                 # Not committed => not visible: remove the file now rather than at the next open.
                 # If in doubt (e.g. interrupted right after COMMIT), keep it: the next append-open
-                # collects it only if no catalog row references it.
+                # collects it only if the catalog proves it uncommitted.
                 discard(tmp)
                 try:
                     if not cat.has_file(name):
                         discard(self.path / name)
                 except Exception:
                     pass
+                if isinstance(e, sqlite3.Error):
+                    raise translate(e, cat.path, f"committing {name}", write=True) from e
                 raise
+            self._next_name = following
             self._pending_skipped = dict.fromkeys(SKIP_REASONS, 0)
             self._n_records += len(ids)
             self._file_bytes += size
             for (i, _, _), rid in zip(keep, ids):
                 results[i] = rid
             return results
+
+    def _announced_name(self, cat: Catalog) -> str:
+        """The name of the next data file, its write intent committed in the catalog (the
+        previous commit announced it; after a failed write, announce a fresh one)."""
+        if self._next_name is None:
+            name = new_file_name()
+            cat.set_pending(add=[name])
+            self._next_name = name
+        return self._next_name
 
     def _bytes_why(self, need: int) -> str:
         return (f"max_bytes={self.max_bytes} reached ({self._file_bytes} bytes stored, this put "
