@@ -160,3 +160,20 @@ def test_training_loop_protocol_names_from_the_model():
     _step(net, opt, _batch())
     probes.on_train_end()
     assert {r["layer"] for r in probes.sink.rows} == MATRICES
+
+
+def test_training_run_records_weights_with_record_kinds_param(tmp_path):
+    from matbal.train import TrainConfig, train
+
+    res = train(TrainConfig(model="mlp", optimizer="muon", steps=4, eval_every=4,
+                            warmup_steps=1, mlp_hidden=16, quiet=True, threads=1,
+                            out_dir=str(tmp_path), run_name="w", record_every=2,
+                            record_kinds="param"))
+    with MatrixStore(res.run_dir / "store", mode="r") as st:
+        recs = st.query(run="w")
+        assert {r.kind for r in recs} == {"param"} and {r.step for r in recs} == {1, 2, 4}
+        last = {r.layer: st.get(r) for r in recs if r.step == 4}
+    from matbal.train.checkpoint import load_checkpoint
+
+    weights = load_checkpoint(res.run_dir / "checkpoint.pt")["model"]  # after step 4
+    assert last and all(torch.equal(w, weights[name].reshape(w.shape)) for name, w in last.items())
