@@ -108,8 +108,9 @@ class Probes(Instrument):
     ns_default : NSSpec
         NS settings assumed for ``ns_input`` of chains without an ``orthogonalize`` step.
     all_groups : bool
-        Also observe >= 2-D parameters of non-matrix groups (embeddings, head, an all-AdamW
-        baseline), as ``(shape[0], -1)`` matrices.
+        On a ChainOptimizer with matrix groups, also observe the >= 2-D parameters of its other
+        groups (embeddings, head), as ``(shape[0], -1)`` matrices. Not needed for one without a
+        matrix group (the ``adamw`` preset) nor for other optimizers: those are observed whole.
     """
 
     def __init__(self, sink: Sink | None = None, *, kinds=None, every: int = DEFAULT_EVERY,

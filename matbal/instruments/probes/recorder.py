@@ -55,7 +55,8 @@ class Recorder(Instrument):
     meta : dict, optional
         JSON-serializable extras stored with every record.
     all_groups : bool
-        Also record >= 2-D parameters of non-matrix groups (as ``(shape[0], -1)`` matrices).
+        Also record >= 2-D parameters of a ChainOptimizer's non-matrix groups (as
+        ``(shape[0], -1)`` matrices); an optimizer without matrix groups is recorded whole.
     """
 
     def __init__(self, store, *, run: str = "run", kinds=("grad",), every: int = 100,
