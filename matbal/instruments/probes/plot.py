@@ -7,7 +7,7 @@ rows hold its ``(kind, metric)`` (so a run on a plain AdamW has no ``ns_input`` 
 >>> import tempfile, torch
 >>> from pathlib import Path
 >>> from matbal.instruments.probes import Probes
->>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 2))
+>>> net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 2))
 >>> opt = torch.optim.AdamW(net.parameters())
 >>> with Probes(every=1, exact_every=1).attach(opt, model=net) as probes:
 ...     for _ in range(3):

@@ -3,10 +3,10 @@
 The tensors are the matrix views the chain sees (``(out, in·k·k)``; kinds as in
 :mod:`.placement`, plus ``"param"``: the weights after the step). Any ``torch.optim.Optimizer``
 works: on a non-matbal optimizer the kinds are ``"grad"``, ``"update"`` (the parameter change
-``Δp`` of the step) and ``"param"``, observed through its step hooks (:mod:`.base`). During ``optimizer.step()`` each selected tensor is queued in a
-``store.batch(run, step)`` (copied to CPU at once, so later in-place updates do not leak in); the
-step's batch is committed when the step ends — one data file and one transaction, so a step is
-stored whole or not at all. The store's own caps (``max_bytes``/``max_count``), per-layer
+``Δp`` of the step) and ``"param"``, observed through its step hooks (:mod:`.base`).
+During ``optimizer.step()`` each selected tensor is queued in a ``store.batch(run, step)``
+(copied to CPU at once, so later in-place updates do not leak in); the step's batch is committed
+when the step ends — one data file and one transaction, so a step is stored whole or not at all. The store's own caps (``max_bytes``/``max_count``), per-layer
 subsampling (``layer_every``), ``storage_dtype`` (e.g. bf16) and ``if_exists`` apply unchanged;
 pass them as ``store_options`` when the Recorder opens the store from a path.
 
