@@ -301,6 +301,8 @@ class Instrument:
         self._calls += 1
         self._before, self._steps_now = {}, {}
         foreign = not self._chain
+        if not foreign and "param" not in self.kinds:
+            return  # the chain's taps see everything else
         tap_grad = foreign and "grad" in self._tap_kinds()
         every = tap_grad and self._needs_grad_every_step()
         grads: dict[int, list] = {}
@@ -323,7 +325,7 @@ class Instrument:
 
     def _post_step(self) -> None:
         out: dict[tuple[int, str], list] = {}
-        for gi, name, p in self._watched:
+        for gi, name, p in self._watched if self._steps_now else ():
             t = self._steps_now.get(id(p))
             if t is None:
                 continue
