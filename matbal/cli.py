@@ -1,4 +1,5 @@
-"""``matbal`` command line: ``demo``, ``train``, ``compare``, ``store`` (each has ``--help``)."""
+"""``matbal`` command line: ``demo``, ``train``, ``compare``, ``plot``, ``store`` (each has
+``--help``)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,12 @@ def _demo(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from .train.plot import plot_main
+
+    return plot_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matbal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -25,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="steps of the training part of the tour (0 skips it; default 40)")
     demo.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     demo.set_defaults(func=_demo)
+    plot = sub.add_parser("plot", help="loss curves and probe traces of a run directory → PNG")
+    plot.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (matbal train's)")
+    plot.add_argument("--out", default=None, metavar="PATH",
+                      help="a .png path or a folder (<folder>/<run name>.png); default "
+                           "RUN_DIR/plot.png")
+    plot.add_argument("--layers", nargs="*", default=None, metavar="GLOB",
+                      help="draw only the layers matching these fnmatch globs")
+    plot.set_defaults(func=_plot)
     from .instruments.cli import add_store_parser
 
     add_store_parser(sub)

@@ -76,32 +76,6 @@ def plot_demo(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_probe_traces(rows: list[dict], path: Path) -> None:
-    """x_min of the NS input and cosine(update, AdamW direction) per layer over training steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, (kind, metric, label, log) in zip(axes, (
-            ("ns_input", "x_min", "x_min of the NS input (exact, float64 SVD)", True),
-            ("update", "cos_adamw", "cos(update, AdamW direction)", False))):
-        layers = sorted({r["layer"] for r in rows if r["kind"] == kind and r["metric"] == metric})
-        for layer in layers:
-            pts = sorted((r["step"], r["value"]) for r in rows
-                         if r["kind"] == kind and r["metric"] == metric and r["layer"] == layer)
-            ax.plot(*zip(*pts), marker="o", ms=3, lw=1, label=layer.replace("transformer.", ""))
-        if log:
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_title(label)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run_training_tour(out: Path, *, steps: int = 40, seed: int = 0) -> dict:
     """Train a tiny GPT with MuonEq-R, probes every 5 steps (exact every 10) and gradients/momenta
     recorded every 20 steps; analyse the store; return a summary dict."""
@@ -110,6 +84,7 @@ def run_training_tour(out: Path, *, steps: int = 40, seed: int = 0) -> dict:
     import torch
 
     from .instruments import MatrixStore, analyze_store, read_rows
+    from .instruments.probes import plot_probe_traces
     from .train import TrainConfig, train
 
     run = out / "tour"
@@ -126,7 +101,7 @@ def run_training_tour(out: Path, *, steps: int = 40, seed: int = 0) -> dict:
                       record_kinds="grad,momentum", threads=torch.get_num_threads())
     result = train(cfg)
     rows = read_rows(run / "probes.jsonl")
-    plot_probe_traces(rows, out / "probe_traces.png")
+    plot_probe_traces(rows, out / "probe_traces.png", max_panels=2)
     with MatrixStore(run / "store", mode="r") as store:
         n_records = len(store)
         analysis = analyze_store(store, out=out / "store_analysis", progress=False)

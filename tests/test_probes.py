@@ -200,22 +200,23 @@ def test_two_instruments_detach_independently():
     assert all(type(t).__name__ != "Instrumented" for t in opt.param_groups[0]["chain"])
 
 
-def test_reg_gets_hypothetical_ns_numbers_and_adamw_needs_all_groups():
+def test_reg_gets_hypothetical_ns_numbers_and_adamw_preset_is_observed_whole():
     net = _net()
     opt = reg(net)
     probes = Probes(every=1, exact_every=1, kinds="ns_input").attach(opt)
     _train(net, opt, 1)
     assert {"ns_error", "ns_error_pred"} <= {r["metric"] for r in probes.sink.rows}
-    with pytest.raises(ValueError, match="all_groups=True"):
-        Probes().attach(adamw(_net()))
-    opt = adamw(net)
+    opt = adamw(net)  # no matrix group: every >= 2-D parameter is observed, named from the model
     with pytest.warns(UserWarning, match="momentum"):
-        probes = Probes(every=1, all_groups=True, kinds=("grad", "momentum", "update")).attach(opt)
+        probes = Probes(every=1, kinds=("grad", "momentum", "update")).attach(opt, model=net)
     _train(net, opt, 1)
     layers = {r["layer"] for r in probes.sink.rows}
-    assert len(layers) == sum(p.ndim >= 2 for p in net.parameters())  # no biases
+    assert layers == {n for n, p in net.named_parameters() if p.ndim >= 2}  # no biases
     cos = {round(r["value"], 9) for r in probes.sink.rows if r["metric"] == "cos_adamw"}
     assert cos == {1.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # default kinds: what the chain has, no warning
+        Probes(every=1).attach(adamw(net), model=net).close()
 
 
 def test_bad_arguments_and_attach_errors():
@@ -225,8 +226,12 @@ def test_bad_arguments_and_attach_errors():
         Probes(every=0)
     with pytest.raises(TypeError, match="sink"):
         Probes(sink=[])
-    with pytest.raises(TypeError, match="ChainOptimizer"):
-        Probes().attach(torch.optim.SGD(_net().parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="torch.optim.Optimizer"):
+        Probes().attach(object())
+    with pytest.raises(ValueError, match="'momentum'"):
+        Probes(kinds=("grad", "momentum")).attach(torch.optim.SGD(_net().parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="model= or names="):
+        Probes().attach(torch.optim.SGD(_net().parameters(), lr=0.1), model=_net(), names={})
     opt = muon(_net())
     p = Probes().attach(opt)
     with pytest.raises(RuntimeError, match="already attached"):

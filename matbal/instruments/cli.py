@@ -6,6 +6,7 @@
     matbal store show PATH --id N
     matbal store show PATH --run R --step S --layer L --kind K
     matbal store analyze PATH [--run R] [--kind K ...] [--layer L] [--step S] --out DIR
+                              [--threads N]
     matbal store export PATH --out FILE.safetensors|FILE.npz|DIR [--format safetensors|npz]
                              [--run R] [--kind K ...] [--layer L] [--step S]
     matbal store check PATH
@@ -158,14 +159,22 @@ def _show(args, out) -> None:
 
 
 def _analyze(args, out) -> None:
-    from .store_analysis import analyze_store
+    from .store_analysis import analyze_store, runs_of, summarize
 
     with _open(args.path) as st:
         res = analyze_store(st, **_filters(args), methods=args.methods, schedule=args.schedule,
-                            steps=args.ns_steps, out=args.out, progress=not args.no_progress)
+                            steps=args.ns_steps, out=args.out, progress=not args.no_progress,
+                            threads=args.threads)
     n = len({r["record_id"] for r in res.rows})
-    print(f"analyzed {n} matrices × {len(args.methods)} balancings → {len(res.rows)} rows",
-          file=out)
+    runs = runs_of(res.rows)
+    print(f"analyzed {n} matrices × {len(args.methods)} balancings → {len(res.rows)} rows"
+          + (f" ({len(runs)} runs)" if len(runs) > 1 else ""), file=out)
+    if len(runs) > 1:  # per-run groups: matrices and median x_min before/after each balancing
+        for run in runs:
+            sub = [r for r in res.rows if r["run"] == run]
+            med = {s["balancing"]: s["median"] for s in summarize(sub, metrics=("x_min",))}
+            print(f"  run {run}: {len({r['record_id'] for r in sub})} matrices, median x_min "
+                  + ", ".join(f"{b} {v:.3g}" for b, v in med.items()), file=out)
     for k, p in res.files.items():
         print(f"  {k:<8} {p}", file=out)
     if res.skipped:
@@ -281,6 +290,8 @@ def _fill(sub) -> None:
     an.add_argument("--methods", nargs="+", default=list(BALANCINGS), choices=list(BALANCINGS))
     an.add_argument("--schedule", default="muon", help="NS schedule (default muon)")
     an.add_argument("--ns-steps", type=int, default=5, help="NS steps (default 5)")
+    an.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads for the SVDs (default: torch's setting)")
     an.add_argument("--no-progress", action="store_true")
     an.set_defaults(store_func=_analyze)
 

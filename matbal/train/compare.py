@@ -6,8 +6,12 @@ writes into the results folder::
 
     runs/<optimizer>-s<seed>/   one run directory each (config, metrics.jsonl, summary.json …)
     compare.json                optimizers, seeds, lr used and where it came from, the command
-    table.csv, table.md         per optimizer: lr, final and best validation loss (mean ± std over
-                                seeds, sample std), wall time and step time (means)
+    table.csv, table.md         per optimizer: lr and where it came from (an lr that no sweep
+                                chose is marked "†": ``preset default`` or ``given``), final and
+                                best validation loss (mean ± std over seeds, sample std), mean
+                                wall time, and the step time's median and 10th–90th percentile
+                                over the logged intervals of all seeds (the spread: warm-up,
+                                evaluation and machine noise show there)
     loss_curves.png             validation (left) and training (right) loss vs step: mean over
                                 seeds with a ±1 std band
 
@@ -33,7 +37,8 @@ from .config import TrainConfig
 from .lrs import load_best_lrs, resolve_lr
 from .rundir import read_metrics, write_json
 
-__all__ = ["run_compare", "run_sweep", "summarize_compare", "plot_compare", "summarize_sweep"]
+__all__ = ["run_compare", "run_sweep", "summarize_compare", "plot_compare", "summarize_sweep",
+           "lr_source", "LR_SOURCES"]
 
 
 def _results_dir(results, kind: str, base: TrainConfig) -> Path:
@@ -68,14 +73,38 @@ def _fmt(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if math.isfinite(mean) else "diverged"
 
 
-def _write_tables(path: Path, name: str, header: list[str], rows: list[list]) -> None:
+def _write_tables(path: Path, name: str, header: list[str], rows: list[list],
+                  notes: list[str] = ()) -> None:
     with open(path / f"{name}.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    md += ([""] + list(notes)) if notes else []
     (path / f"{name}.md").write_text("\n".join(md) + "\n")
+
+
+#: How ``compare.json``'s lr ``source`` reads in the table; ``tuned``: the lr was chosen by a sweep.
+LR_SOURCES = {"best_lrs": ("swept", True), "config": ("given", False),
+              "preset default": ("preset default", False)}
+
+
+def lr_source(source: str) -> tuple[str, bool]:
+    """``(label, tuned)`` of an lr source recorded by :func:`run_compare` (a path: a sweep file
+    given with ``--lrs``)."""
+    return LR_SOURCES.get(source, ("swept", True))
+
+
+def _step_time_spread(rs: list[dict]) -> tuple[float, float, float]:
+    """Median, 10th and 90th percentile (ms) of the logged ``step_time_s`` of all seeds' runs
+    (each logged value is the mean over its logging interval); NaNs when none was logged."""
+    xs = [1e3 * m["step_time_s"] for r in rs for m in r["metrics"]
+          if m.get("step_time_s") is not None]
+    if not xs:
+        return math.nan, math.nan, math.nan
+    q = np.percentile(np.asarray(xs, dtype=float), [50, 10, 90])
+    return float(q[0]), float(q[1]), float(q[2])
 
 
 # --- compare -----------------------------------------------------------------------------------
@@ -126,18 +155,25 @@ def summarize_compare(out: str | Path) -> list[list]:
     out = Path(out)
     meta = json.loads((out / "compare.json").read_text())
     runs = _load_runs(out, meta["optimizers"], meta["seeds"])
-    header = ["optimizer", "lr", "seeds", "final val loss", "best val loss", "wall time (s)",
-              "step time (ms)"]
-    rows = []
+    header = ["optimizer", "lr", "lr source", "seeds", "final val loss", "best val loss",
+              "wall time (s)", "step time median (ms)", "step time p10–p90 (ms)"]
+    rows, untuned = [], []
     for opt, rs in runs.items():
         ok = [r["summary"] for r in rs if r["summary"] is not None]
         fin = _mean_std(s["final_val_loss"] for s in ok)
         best = _mean_std(s["best_val_loss"] for s in ok)
         wall = _mean_std(s["wall_time_s"] for s in ok)[0]
-        step = _mean_std(s["mean_step_time_s"] for s in ok)[0]
-        rows.append([opt, f"{meta['lrs'][opt]['lr']:g}", f"{len(ok)}/{len(rs)}",
-                     _fmt(*fin), _fmt(*best), f"{wall:.1f}", f"{1e3 * step:.1f}"])
-    _write_tables(out, "table", header, rows)
+        med, lo, hi = _step_time_spread(rs)
+        label, tuned = lr_source(meta["lrs"][opt].get("source", "best_lrs"))
+        if not tuned:
+            untuned.append(opt)
+        rows.append([opt, f"{meta['lrs'][opt]['lr']:g}{'' if tuned else ' †'}", label,
+                     f"{len(ok)}/{len(rs)}", _fmt(*fin), _fmt(*best), f"{wall:.1f}",
+                     f"{med:.2f}", f"{lo:.2f}–{hi:.2f}"])
+    notes = [f"† lr not tuned for this model ({', '.join(untuned)}): no sweep chose it, so the "
+             "comparison is not at each optimizer's best lr (see matbal/train/lrs.py)."
+             ] if untuned else []
+    _write_tables(out, "table", header, rows, notes)
     return rows
 
 
@@ -169,7 +205,9 @@ def plot_compare(out: str | Path) -> Path:
             if steps is None:
                 continue
             mean, std = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else 0 * vals[0]
-            line, = ax.plot(steps, mean, label=f"{opt} (lr {meta['lrs'][opt]['lr']:g})")
+            tuned = lr_source(meta["lrs"][opt].get("source", "best_lrs"))[1]
+            line, = ax.plot(steps, mean, label=f"{opt} (lr {meta['lrs'][opt]['lr']:g}"
+                                               f"{'' if tuned else ', not tuned'})")
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set_xlabel("step")
         ax.set_ylabel(title)

@@ -83,8 +83,9 @@ class TrainConfig:
     probe_every: spectral probes (:class:`matbal.instruments.Probes`) of every matrix layer's
         grad / momentum / NS input / update every N steps, tidy rows to ``probes.jsonl`` in the run
         directory; probe_exact_every: exact float64-SVD metrics every N steps (0: 10×probe_every).
-    record_every: record ``record_kinds`` (comma list of grad, momentum, ns_input, update) of every
-        matrix layer every N steps into the matrix store ``store/`` in the run directory
+    record_every: record ``record_kinds`` (comma list of grad, momentum, ns_input, update, and
+        param = the weights after the step) of every matrix layer every N steps into the matrix
+        store ``store/`` in the run directory
         (:class:`matbal.instruments.MatrixStore`; ``matbal store ls|analyze`` reads it);
         record_bf16 stores them as bfloat16.
     """
@@ -184,7 +185,7 @@ class TrainConfig:
         if self.model == "gpt" and self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         self.optimizer_kwargs_dict()  # parses and checks the JSON
-        from ..instruments.probes import KINDS
+        from ..instruments.probes import ALL_KINDS as KINDS
 
         bad = [k for k in self.record_kinds.split(",") if k.strip() not in KINDS]
         if bad:

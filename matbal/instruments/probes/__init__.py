@@ -1,4 +1,6 @@
-"""Probes and recorders: instruments that ride on a :class:`~matbal.optim.ChainOptimizer`.
+"""Probes and recorders: instruments that ride on any ``torch.optim.Optimizer`` (every kind on a
+:class:`~matbal.optim.ChainOptimizer`; ``grad``, ``update`` = parameter change and ``param`` on
+others, through the step hooks: see :mod:`.base`).
 
 - :class:`Probes` — spectral metrics of each matrix layer's ``grad``, ``momentum``, ``ns_input``
   and ``update`` (cheap every ``every`` steps, exact float64 SVD every ``exact_every``), the NS
@@ -7,6 +9,7 @@
   :func:`read_rows` reads a file back.
 - :class:`Recorder` — puts chosen kinds/layers/steps into a :class:`~matbal.instruments.MatrixStore`
   (one atomic ``store.batch`` per step).
+- :func:`plot_probe_traces` — a figure of probe rows (:mod:`.plot`).
 - :mod:`.placement` — where each kind is observed in a chain; taps wrap transforms, so state keys
   and checkpoints are unchanged by attaching.
 
@@ -19,12 +22,16 @@
 >>> len(probes.sink) > 0
 True
 """
+from .base import ALL_KINDS, HOOK_KINDS, param_names
 from .metrics import CHEAP_METRICS, EXACT_METRICS, NS_METRICS, AdamShadow, NSSpec
 from .placement import KINDS, tap_points
+from .plot import PANELS, draw_probe_traces, plot_probe_traces, present_panels
 from .probes import DEFAULT_EVERY, DEFAULT_EXACT_EVERY, Probes
 from .recorder import Recorder
 from .sinks import FIELDS, CSVSink, JSONLSink, MemorySink, Sink, read_rows
 
 __all__ = ["Probes", "Recorder", "Sink", "CSVSink", "JSONLSink", "MemorySink", "read_rows",
            "FIELDS", "KINDS", "tap_points", "NSSpec", "AdamShadow", "CHEAP_METRICS",
-           "EXACT_METRICS", "NS_METRICS", "DEFAULT_EVERY", "DEFAULT_EXACT_EVERY"]
+           "EXACT_METRICS", "NS_METRICS", "DEFAULT_EVERY", "DEFAULT_EXACT_EVERY", "ALL_KINDS",
+           "HOOK_KINDS", "param_names", "PANELS", "present_panels", "draw_probe_traces",
+           "plot_probe_traces"]

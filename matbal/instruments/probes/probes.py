@@ -2,7 +2,9 @@
 written as tidy rows while an optimizer runs.
 
 Per matrix parameter (name matching ``layers``), per observed kind (see
-:mod:`.placement`: ``grad``, ``momentum``, ``ns_input``, ``update``):
+:mod:`.placement`: ``grad``, ``momentum``, ``ns_input``, ``update``; and ``param``, the weights;
+on a non-matbal optimizer ``grad``, ``update`` = the parameter change and ``param``, see
+:mod:`.base`):
 
 - every ``every`` steps (and step 1): the cheap metrics of :mod:`.metrics` (Frobenius norm, RMS,
   row/column imbalance, guaranteed brackets of ``‖X‖_2`` and stable rank) and, for ``update``,
@@ -56,9 +58,9 @@ from typing import Any
 import torch
 
 from ...optim.transforms import Orthogonalize
-from .base import Instrument, check_every, is_due
+from .base import ALL_KINDS, Instrument, check_every, is_due
 from .metrics import AdamShadow, NSSpec, cheap_metrics, cosine, exact_metrics, ns_metrics
-from .placement import KINDS, base_transform
+from .placement import base_transform
 from .sinks import MemorySink, Sink
 
 __all__ = ["Probes", "DEFAULT_EVERY", "DEFAULT_EXACT_EVERY"]
@@ -70,19 +72,25 @@ CPU_CHEAP_BATCH_BYTES = 4 << 20  # CPU: cheap metrics in batches of ≤ 4 MiB (�
 
 
 class Probes(Instrument):
-    """Per-layer spectral probes on a :class:`~matbal.optim.ChainOptimizer` (module docstring).
+    """Per-layer spectral probes on any ``torch.optim.Optimizer`` (module docstring; all kinds on
+    a :class:`~matbal.optim.ChainOptimizer`, ``grad``/``update``/``param`` on others).
 
     Parameters
     ----------
     sink : Sink, optional
         Where rows go (:class:`CSVSink`, :class:`JSONLSink`, :class:`MemorySink`; default a new
         ``MemorySink``). ``close()`` closes it.
-    kinds : str or tuple of str
-        Subset of ``("grad", "momentum", "ns_input", "update")`` (default: all).
+    kinds : str or tuple of str, optional
+        Subset of ``("grad", "momentum", "ns_input", "update", "param")``; default ``None``:
+        every kind of ``("grad", "momentum", "ns_input", "update")`` the optimizer offers (on a
+        non-matbal optimizer ``("grad", "update")``; see :mod:`.base`). ``"param"``: the weights
+        after the step.
     every, exact_every : int
         Cadence of cheap and exact metrics (step 1 is always probed); ``exact_every=None``: never.
     layers : str or list of str, optional
-        fnmatch globs over parameter names (``"blocks.*.mlp.*"``); ``None``: every matrix.
+        fnmatch globs over parameter names (``"blocks.*.mlp.*"``); ``None``: every matrix (on a
+        non-matbal optimizer: every ``>= 2-D`` parameter). Names come from ``attach(opt,
+        model=model)``.
     run : str
         The ``run`` column of the rows.
     power_iters, upper_iters : int
@@ -93,16 +101,19 @@ class Probes(Instrument):
         Frobenius/Hölder bound. ``upper_iters=4`` makes both sides tight (Schatten-32, +2…+4 %)
         at the cost of an ``r×r`` Gram and 3 ``r³`` products per matrix (about one NS step).
     adam_cosine : bool
-        Record ``cos_adamw`` for the ``update`` kind (keeps the shadow Adam state).
+        Record ``cos_adamw`` for the ``update`` kind (keeps the shadow Adam state). On a
+        non-matbal optimizer the update is the parameter change ``Δp``; the cosine is taken with
+        the descent direction ``−Δp`` (so plain AdamW without weight decay gives 1).
     adam_betas, adam_eps : AdamW's defaults ``(0.9, 0.999)``, ``1e-8``.
     ns_default : NSSpec
         NS settings assumed for ``ns_input`` of chains without an ``orthogonalize`` step.
     all_groups : bool
-        Also observe >= 2-D parameters of non-matrix groups (embeddings, head, an all-AdamW
-        baseline), as ``(shape[0], -1)`` matrices.
+        On a ChainOptimizer with matrix groups, also observe the >= 2-D parameters of its other
+        groups (embeddings, head), as ``(shape[0], -1)`` matrices. Not needed for one without a
+        matrix group (the ``adamw`` preset) nor for other optimizers: those are observed whole.
     """
 
-    def __init__(self, sink: Sink | None = None, *, kinds=KINDS, every: int = DEFAULT_EVERY,
+    def __init__(self, sink: Sink | None = None, *, kinds=None, every: int = DEFAULT_EVERY,
                  exact_every: int | None = DEFAULT_EXACT_EVERY, layers=None, run: str = "run",
                  power_iters: int = 10, upper_iters: int = 0, adam_cosine: bool = True,
                  adam_betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8,
@@ -119,8 +130,8 @@ class Probes(Instrument):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {v!r}")
         self.power_iters, self.upper_iters = power_iters, upper_iters
-        self.adam = AdamShadow(adam_betas, adam_eps) if adam_cosine and "update" in self.kinds \
-            else None
+        self.adam = AdamShadow(adam_betas, adam_eps) if adam_cosine and (
+            self.kinds is None or "update" in self.kinds) else None
         self.ns_default = ns_default
         self._ns: dict[int, NSSpec | None] = {}
         self._pending: list[tuple] = []
@@ -133,8 +144,15 @@ class Probes(Instrument):
         return tuple(set(self.kinds) | ({"grad"} if self.adam is not None else set()))
 
     def _prepare_group(self, gi, group, chain):
-        orth = [base_transform(t) for t in chain if isinstance(base_transform(t), Orthogonalize)]
+        orth = [base_transform(t) for t in chain or () if isinstance(base_transform(t),
+                                                                       Orthogonalize)]
         self._ns[gi] = NSSpec.from_transform(orth[0]) if orth else self.ns_default
+
+    def _wants(self, kind, step):
+        return is_due(step, self.every) or is_due(step, self.exact_every)
+
+    def _needs_grad_every_step(self):
+        return self.adam is not None
 
     # -- measuring ---------------------------------------------------------------------------
     def _observe(self, gi: int, kind: str, items) -> None:
@@ -149,7 +167,7 @@ class Probes(Instrument):
             cos = None
             if cheap and kind == "update" and self.adam is not None:
                 a = self.adam.direction(name)
-                cos = None if a is None else cosine(u, a)
+                cos = None if a is None else cosine(u if self._chain else -u, a)
             ns = self._ns.get(gi) if kind == "ns_input" else None
             self._pending.append((t, name, kind, u, cheap, exact, ns, cos))
 
@@ -218,7 +236,7 @@ class Probes(Instrument):
         coss = [c for *_, c in pending if c is not None]
         cos_values = iter(torch.stack([c.to(coss[0].device) for c in coss]).tolist() if coss else [])
         pending = [(*p[:-1], None if p[-1] is None else next(cos_values)) for p in pending]
-        order = {k: i for i, k in enumerate(KINDS)}
+        order = {k: i for i, k in enumerate(ALL_KINDS)}
         rows = []
         for k in sorted(range(len(pending)), key=lambda k: (pending[k][0], pending[k][1],
                                                              order[pending[k][2]])):

@@ -1,10 +1,12 @@
 """``Recorder``: put chosen kinds of chosen layers at chosen steps into a :class:`MatrixStore`.
 
 The tensors are the matrix views the chain sees (``(out, in·k·k)``; kinds as in
-:mod:`.placement`). During ``optimizer.step()`` each selected tensor is queued in a
-``store.batch(run, step)`` (copied to CPU at once, so later in-place updates do not leak in); the
-step's batch is committed when the step ends — one data file and one transaction, so a step is
-stored whole or not at all. The store's own caps (``max_bytes``/``max_count``), per-layer
+:mod:`.placement`, plus ``"param"``: the weights after the step). Any ``torch.optim.Optimizer``
+works: on a non-matbal optimizer the kinds are ``"grad"``, ``"update"`` (the parameter change
+``Δp`` of the step) and ``"param"``, observed through its step hooks (:mod:`.base`).
+During ``optimizer.step()`` each selected tensor is queued in a ``store.batch(run, step)``
+(copied to CPU at once, so later in-place updates do not leak in); the step's batch is committed
+when the step ends — one data file and one transaction, so a step is stored whole or not at all. The store's own caps (``max_bytes``/``max_count``), per-layer
 subsampling (``layer_every``), ``storage_dtype`` (e.g. bf16) and ``if_exists`` apply unchanged;
 pass them as ``store_options`` when the Recorder opens the store from a path.
 
@@ -44,7 +46,7 @@ class Recorder(Instrument):
     run : str
         Run name of the records.
     kinds : str or tuple
-        Kinds to record (default ``("grad",)``).
+        Kinds to record (default ``("grad",)``; ``"param"`` records the weights after the step).
     every : int
         Record at step 1 and every ``every`` steps; ignored when ``steps`` is given.
     steps : iterable of int, optional
@@ -53,7 +55,8 @@ class Recorder(Instrument):
     meta : dict, optional
         JSON-serializable extras stored with every record.
     all_groups : bool
-        Also record >= 2-D parameters of non-matrix groups (as ``(shape[0], -1)`` matrices).
+        Also record >= 2-D parameters of a ChainOptimizer's non-matrix groups (as
+        ``(shape[0], -1)`` matrices); an optimizer without matrix groups is recorded whole.
     """
 
     def __init__(self, store, *, run: str = "run", kinds=("grad",), every: int = 100,
@@ -81,6 +84,9 @@ class Recorder(Instrument):
 
     def _due(self, step: int) -> bool:
         return step in self.steps if self.steps is not None else is_due(step, self.every)
+
+    def _wants(self, kind, step):
+        return kind in self.kinds and self._due(step)
 
     def _prepare_group(self, gi, group, chain):
         self._group_label[gi] = str(group.get("label") or f"group{gi}")

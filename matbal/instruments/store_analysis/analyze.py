@@ -5,8 +5,9 @@ For every selected record ``X`` (a gradient, momentum, … stored by a
 RC, RACS), one tidy row of :func:`matbal.analysis.equilibration_rows` — ``κ``, stable rank,
 effective rank, ``x_min = σ_r/‖B(X)‖_F``, imbalance, NS error measured and predicted exactly from
 the spectrum — prefixed with the record's ``run, step, layer, kind, record_id``. With ``out``, the
-rows go to ``equilibration.csv``, medians per (kind, balancing, metric) to ``summary.csv``, and a
-figure (:mod:`.figures`) to ``equilibration.png``/``.pdf``.
+rows go to ``equilibration.csv``, medians per (run, kind, balancing, metric) to ``summary.csv``
+(a store holding several runs is summarized run by run), and a figure (:mod:`.figures`; one row
+of panels per kind, or per (run, kind) for several runs) to ``equilibration.png``/``.pdf``.
 
 Records are read one at a time (memory: one matrix); 16-bit records are widened to float32
 (exactly) and >2-D ones viewed as ``(shape[0], -1)``; 1-D records are skipped (counted).
@@ -36,7 +37,8 @@ import torch
 from ...analysis.equilibration import BALANCINGS, equilibration_rows
 from ..store import MatrixStore, StoreError
 
-__all__ = ["AnalysisResult", "analyze_store", "EmptyStoreError", "NoMatchError", "METRICS"]
+__all__ = ["AnalysisResult", "analyze_store", "EmptyStoreError", "NoMatchError", "METRICS",
+           "summarize", "runs_of"]
 
 #: Metrics of the figure and of ``summary.csv``.
 METRICS = ("condition_number", "stable_rank", "x_min", "ns_error")
@@ -104,22 +106,35 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def summarize(rows: list[dict], metrics=METRICS) -> list[dict]:
-    """Median and count of finite values per (kind, balancing, metric)."""
+    """Median and count of finite values per (run, kind, balancing, metric), runs in order of
+    appearance (rows without a ``run`` form the run ``""``).
+
+    >>> rows = [{"run": r, "kind": "grad", "balancing": "none", "x_min": v}
+    ...         for r, v in (("a", 0.1), ("a", 0.3), ("b", 0.5))]
+    >>> [(s["run"], s["median"], s["n_finite"]) for s in summarize(rows, metrics=("x_min",))]
+    [('a', 0.2, 2), ('b', 0.5, 1)]
+    """
     groups: dict[tuple, list[float]] = {}
     for r in rows:
         for m in metrics:
-            groups.setdefault((r["kind"], r["balancing"], m), [])
+            key = (r.get("run", ""), r["kind"], r["balancing"], m)
+            groups.setdefault(key, [])
             if math.isfinite(r[m]):
-                groups[(r["kind"], r["balancing"], m)].append(r[m])
-    return [{"kind": k, "balancing": b, "metric": m,
+                groups[key].append(r[m])
+    return [{"run": run, "kind": k, "balancing": b, "metric": m,
              "median": statistics.median(v) if v else math.nan, "n_finite": len(v)}
-            for (k, b, m), v in groups.items()]
+            for (run, k, b, m), v in groups.items()]
+
+
+def runs_of(rows: list[dict]) -> list[str]:
+    """The runs of ``rows`` in order of appearance."""
+    return list(dict.fromkeys(r.get("run", "") for r in rows))
 
 
 def analyze_store(store, *, run=None, kinds=None, layer=None, step=None,
                   methods=tuple(BALANCINGS), schedule="muon", steps: int | None = 5,
                   out=None, formats=("png", "pdf"), progress: bool = True,
-                  limit: int | None = None) -> AnalysisResult:
+                  limit: int | None = None, threads: int | None = None) -> AnalysisResult:
     """Tidy equilibration rows for the selected records; with ``out``, CSV + figure files.
 
     Parameters
@@ -131,6 +146,8 @@ def analyze_store(store, *, run=None, kinds=None, layer=None, step=None,
     schedule, steps : the NS iteration whose error is measured and predicted (Muon NS5).
     out : folder for ``equilibration.csv``, ``summary.csv``, ``equilibration.<fmt>``.
     progress : tqdm progress bar over records (stderr).
+    threads : torch CPU threads for the SVDs (``torch.set_num_threads``; restored afterwards);
+        ``None``: leave the setting alone.
 
     Raises ``EmptyStoreError`` (no records), ``UnknownRunError``, ``NoMatchError`` (filters match
     nothing), ``StoreNotFoundError`` (no store at the path).
@@ -139,7 +156,13 @@ def analyze_store(store, *, run=None, kinds=None, layer=None, step=None,
     bad = [m for m in methods if m not in BALANCINGS]
     if bad or not methods:
         raise ValueError(f"methods must be a non-empty subset of {list(BALANCINGS)}, got {methods}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
     st, owned = _open(store)
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         recs = select_records(st, run=run, kinds=kinds, layer=layer, step=step, limit=limit)
         from tqdm.auto import tqdm
@@ -156,6 +179,7 @@ def analyze_store(store, *, run=None, kinds=None, layer=None, step=None,
                 rows.append({"run": rec.run, "step": rec.step, "layer": rec.layer,
                              "kind": rec.kind, "record_id": rec.id, **r})
     finally:
+        torch.set_num_threads(old_threads)
         if owned:
             st.close()
     files: dict[str, Path] = {}

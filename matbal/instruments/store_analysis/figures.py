@@ -1,6 +1,7 @@
 """Figure: spectral effects of equilibration on recorded matrices.
 
-A grid with one row per kind (grad, momentum, …) and one column per metric (κ, stable rank,
+A grid with one row per kind (grad, momentum, …; per (run, kind) when the rows come from several
+runs) and one column per metric (κ, stable rank,
 x_min, NS error); in each panel a box plot per balancing (none, R, C, RC, RACS) with the
 individual matrices as jittered points, log y-axis (linear where a panel spans less than a
 decade). Non-finite values (κ = inf of a
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+from .analyze import runs_of
+
 __all__ = ["equilibration_figure"]
 
 _LABELS = {"condition_number": "κ = σ₁/σ_r", "stable_rank": "stable rank ‖X‖²_F/‖X‖²₂",
@@ -31,12 +34,18 @@ def equilibration_figure(rows: list[dict], *, methods, metrics=tuple(_LABELS),
     import numpy as np
     from matplotlib.figure import Figure
 
-    kinds = sorted({r["kind"] for r in rows})
-    fig = Figure(figsize=(3.4 * len(metrics), 2.9 * len(kinds)))
-    axes = fig.subplots(len(kinds), len(metrics), squeeze=False)
+    runs = runs_of(rows)
+    if len(runs) > 1:
+        panels = [(run, kind) for run in runs
+                  for kind in sorted({r["kind"] for r in rows if r.get("run", "") == run})]
+    else:
+        panels = [(None, kind) for kind in sorted({r["kind"] for r in rows})]
+    fig = Figure(figsize=(3.4 * len(metrics), 2.9 * len(panels)))
+    axes = fig.subplots(len(panels), len(metrics), squeeze=False)
     rng = np.random.default_rng(0)
-    for i, kind in enumerate(kinds):
-        sub = [r for r in rows if r["kind"] == kind]
+    for i, (run, kind) in enumerate(panels):
+        sub = [r for r in rows if r["kind"] == kind and (run is None or r.get("run", "") == run)]
+        label = kind if run is None else f"{run}/{kind}"
         for j, metric in enumerate(metrics):
             ax = axes[i][j]
             data, dropped = [], 0
@@ -59,14 +68,15 @@ def equilibration_figure(rows: list[dict], *, methods, metrics=tuple(_LABELS),
                     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xticks(pos)
             ax.set_xticklabels(methods)
-            title = f"{kind}: {_LABELS.get(metric, metric)}"
+            title = f"{label}: {_LABELS.get(metric, metric)}"
             if dropped:
                 title += f"\n({dropped} non-finite/≤0 not shown)"
             ax.set_title(title, fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, which="major", axis="y", alpha=0.3)
     n = len({(r.get("run"), r.get("step"), r.get("layer"), r["kind"]) for r in rows})
-    fig.suptitle(f"Spectral effects of equilibration on recorded matrices ({n} matrices; "
+    fig.suptitle(f"Spectral effects of equilibration on recorded matrices ({n} matrices"
+                 + (f" of {len(runs)} runs" if len(runs) > 1 else "") + "; "
                  f"NS: {schedule}, {steps} steps)", fontsize=10)
     fig.tight_layout()
     return fig
