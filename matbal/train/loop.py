@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -45,7 +45,8 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_str, setup
 from .lrs import resolve_lr
 from .models import count_params
-from .rundir import MetricsWriter, code_version, default_run_name, library_versions, write_json
+from .rundir import (MetricsWriter, code_version, default_run_name, library_versions,
+                     read_metrics, write_json)
 from .schedule import make_scheduler
 from .tasks import make_task
 
@@ -174,6 +175,8 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     ckpt = _find_resume(cfg, run_dir, info)
     if ckpt is not None:
         start, best_val = _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task)
+        if start >= cfg.steps:
+            return _finished(cfg, run_dir, info, device, start, best_val, model, optimizer)
 
     writer = MetricsWriter(run_dir, tensorboard=cfg.tensorboard, enabled=info.is_main)
     if info.is_main:
@@ -182,7 +185,9 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
             "code": code_version(), "libraries": library_versions(), "device": str(device),
             "world_size": info.world_size, "precision": "bf16-autocast" if use_bf16 else "fp32",
             "n_params": count_params(model), "task": task.info})
-        writer.truncate_after(start)
+        # rows after the checkpoint's step are replayed; without a checkpoint (a run killed
+        # before its first one) everything is, step 0 included
+        writer.truncate_after(start if ckpt is not None else -1)
     ddp = model
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -265,15 +270,52 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         mean_step_time_s=mean_dt, tokens_per_s=task.tokens_per_batch / mean_dt if steps_run
         else math.nan, matrices_per_rank=counts, model=model, optimizer=optimizer)
     if info.is_main:
-        write_json(run_dir / "summary.json", {
-            **result.summary(), "optimizer": cfg.optimizer, "model": cfg.model, "lr": cfg.lr,
-            "world_size": info.world_size, "device": str(device),
-            "matrices_per_step": sum(len(g["params"]) for g in optimizer.param_groups
-                                     if g["matrix"])})
+        _write_summary(result, info, device)
     for cb in callbacks:
         if hasattr(cb, "on_train_end"):
             cb.on_train_end(result)
     return result
+
+
+def _write_summary(result: TrainResult, info: DistInfo, device) -> None:
+    cfg = result.config
+    write_json(result.run_dir / "summary.json", {
+        **result.summary(), "optimizer": cfg.optimizer, "model": cfg.model, "lr": cfg.lr,
+        "world_size": info.world_size, "device": str(device),
+        "matrices_per_step": sum(len(g["params"]) for g in result.optimizer.param_groups
+                                 if g["matrix"])})
+
+
+def _finished(cfg, run_dir, info, device, step, best_val, model, optimizer) -> TrainResult:
+    """Resuming a run whose checkpoint is at its last step: nothing to train. The result is the
+    run's ``summary.json`` (left as it is); when the run stopped before writing it, it is
+    completed from ``metrics.jsonl``'s last row (written before the final checkpoint)."""
+    path = run_dir / "summary.json"
+    if info.is_main:
+        print(f"matbal train: {run_dir} already finished ({step}/{cfg.steps} steps); nothing to "
+              f"do{' (summary.json kept)' if path.exists() else ''}", file=sys.stderr)
+    names = [f.name for f in fields(TrainResult)
+             if f.name not in ("run_dir", "config", "model", "optimizer")]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return TrainResult(run_dir=run_dir, config=cfg, model=model, optimizer=optimizer,
+                           **{k: saved[k] for k in names})
+    rows = [r for r in read_metrics(run_dir) if r["step"] == step]
+    last = rows[-1] if rows else {}
+    result = TrainResult(
+        run_dir=run_dir, config=cfg, step=step, completed=True,
+        final_train_loss=_float(last.get("train_loss")),
+        final_val_loss=_float(last.get("val_loss")),
+        best_val_loss=best_val, wall_time_s=0.0, mean_step_time_s=math.nan,
+        tokens_per_s=math.nan, matrices_per_rank=optimizer.gather_counts(), model=model,
+        optimizer=optimizer)
+    if info.is_main:
+        _write_summary(result, info, device)
+    return result
+
+
+def _float(v) -> float:
+    return math.nan if v is None else float(v)
 
 
 def _instrument_callbacks(cfg: TrainConfig, run_dir, info: DistInfo, start: int) -> list:
