@@ -170,3 +170,14 @@ def test_load_refuses_wrong_group_and_parameter_counts_and_stray_state():
     assert_unchanged(model, opt, before)
     opt.load_state_dict(sd)  # the intact state loads
     assert same(opt.state_dict(), sd)
+
+
+@pytest.mark.parametrize("dtype,lr", [(torch.float32, 1e300), (torch.float16, 1e5)])
+def test_an_lr_that_overflows_the_parameters_dtype_is_refused(dtype, lr):
+    from matbal.optim import Chain, ChainOptimizer
+    from matbal.optim.transforms import scale_by_adam
+
+    w = nn.Parameter(torch.ones(2, 2, dtype=dtype))
+    with pytest.raises(ValueError, match=r"lr=.*overflows parameter w's dtype"):
+        ChainOptimizer([{"params": [w], "names": ["w"]}], chain=Chain(scale_by_adam()), lr=lr)
+    ChainOptimizer([w], chain=Chain(scale_by_adam()), lr=float(torch.finfo(dtype).max))

@@ -79,6 +79,9 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p, name in zip(g["params"], g["names"]):
             if p.is_complex():
                 raise TypeError(f"parameter {name}: complex parameters are not supported")
+            if p.is_floating_point() and g["lr"] > torch.finfo(p.dtype).max:
+                raise ValueError(f"lr={g['lr']!r} overflows parameter {name}'s dtype {p.dtype} "
+                                 f"(max {torch.finfo(p.dtype).max:.3g})")
             if g["matrix"] and p.ndim < 2:
                 raise ValueError(f"parameter {name} has shape {tuple(p.shape)}: a matrix group "
                                  "needs >= 2-D parameters (route it to AdamW)")

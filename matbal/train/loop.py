@@ -41,7 +41,7 @@ from ..optim import PRESETS
 from ..optim.distributed import DistributedChainOptimizer, distribute
 from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import TrainConfig
+from .config import OptionError, TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_str, setup
 from .lrs import resolve_lr
 from .models import count_params
@@ -78,19 +78,40 @@ class TrainResult:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptimizer:
     """The preset ``cfg.optimizer`` on ``model`` (lr resolved; see :mod:`matbal.train.lrs`),
-    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed)."""
+    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed).
+
+    A keyword the preset refuses raises :class:`~matbal.train.config.OptionError` naming the
+    option it came from (``lr``, ``adamw_lr``, ``weight_decay`` or ``optimizer_kwargs``) and
+    the keyword."""
     kw = cfg.optimizer_kwargs_dict()
+    source = {k: "optimizer_kwargs" for k in kw}
+    source["lr"] = "lr"
     if cfg.weight_decay is not None:
         kw["weight_decay"] = cfg.weight_decay
+        source["weight_decay"] = "weight_decay"
     if cfg.adamw_lr is not None:
         if cfg.optimizer == "adamw":
-            raise ValueError("adamw_lr sets the AdamW group of matrix presets; with "
-                             "optimizer='adamw' use lr")
+            raise OptionError("adamw_lr", "adamw_lr sets the AdamW group of matrix presets; "
+                              "with optimizer='adamw' use lr")
         kw["adamw_lr"] = cfg.adamw_lr
+        source["adamw_lr"] = "adamw_lr"
+    preset = PRESETS[cfg.optimizer]
+    kw["lr"] = cfg.lr
     try:
-        opt = PRESETS[cfg.optimizer](model, lr=cfg.lr, **kw)
-    except TypeError as e:
-        raise ValueError(f"optimizer_kwargs {kw} do not fit optimizer {cfg.optimizer!r}: {e}") from None
+        opt = preset(model, **kw)
+    except (TypeError, ValueError) as e:
+        # blame the first keyword that the preset refuses on its own (others at their defaults)
+        for key in ["lr", *(k for k in kw if k != "lr")]:
+            try:
+                preset(model, **{key: kw[key]})
+            except (TypeError, ValueError) as alone:
+                unknown = isinstance(alone, TypeError) and "unexpected keyword" in str(alone)
+                raise OptionError(source[key], (
+                    f"optimizer {cfg.optimizer!r} has no keyword {key!r}" if unknown else
+                    f"{key}={kw[key]!r} is refused by optimizer {cfg.optimizer!r}: {alone}")
+                ) from None
+        raise OptionError("optimizer_kwargs" if cfg.optimizer_kwargs_dict() else "optimizer",
+                          f"optimizer {cfg.optimizer!r} refuses {kw}: {e}") from None
     return distribute(opt)
 
 
@@ -102,14 +123,21 @@ def _resolve(cfg: TrainConfig) -> TrainConfig:
     if wd is None:
         from .lrs import preset_default
         wd = preset_default(cfg.optimizer, "weight_decay")
-    return cfg.replace(lr=lr, adamw_lr=adamw_lr, weight_decay=None if wd is None else float(wd))
+    return cfg.replace(lr=lr, adamw_lr=adamw_lr, weight_decay=None if wd is None else float(wd),
+                       warmup_steps=cfg.warmup())
 
 
 def _run_dir(cfg: TrainConfig, info: DistInfo, device: torch.device) -> Path:
     name = broadcast_str(cfg.run_name or default_run_name(cfg), info, device)
     path = Path(cfg.out_dir) / name
     if info.is_main:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OptionError("out_dir", f"cannot create the run directory {path}: "
+                              f"{e.strerror or e}") from None
+        if not os.access(path, os.W_OK):
+            raise OptionError("out_dir", f"the run directory {path} is not writable")
     barrier(info)
     return path
 
@@ -391,12 +419,20 @@ def _find_resume(cfg, run_dir: Path, info: DistInfo):
         path = Path(cfg.resume)
         if path.is_dir():
             path = checkpoint_path(path, 0)
-    main = load_checkpoint(path)
-    if main.get("format") != FORMAT:
-        raise ValueError(f"checkpoint {path} has format {main.get('format')}, expected {FORMAT}")
+        if not path.is_file():
+            raise OptionError("resume", f"no checkpoint at {path} (give a checkpoint file, a run "
+                              "directory holding checkpoint.pt, or 'auto')")
+    try:
+        main = load_checkpoint(path)
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign file: say which and why
+        raise OptionError("resume", f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(main, dict) or main.get("format") != FORMAT:
+        got = main.get("format") if isinstance(main, dict) else type(main).__name__
+        raise OptionError("resume", f"checkpoint {path} has format {got}, expected {FORMAT}")
     if main["world_size"] != info.world_size:
-        raise ValueError(f"checkpoint {path} was written by {main['world_size']} processes; "
-                         f"resume it with the same number (this run has {info.world_size})")
+        raise OptionError("resume", f"checkpoint {path} was written by {main['world_size']} "
+                          f"processes; resume it with the same number (this run has "
+                          f"{info.world_size})")
     if info.rank == 0:
         return main
     own = load_checkpoint(checkpoint_path(path.parent, info.rank))
@@ -411,13 +447,17 @@ def _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task):
     saved = TrainConfig.from_dict(ckpt["config"])
     diff = cfg.trajectory_diff(saved)
     if diff:
-        raise ValueError("cannot resume: the config differs from the checkpoint's in "
-                         + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
-                                     for k, (a, b) in diff.items()))
+        raise OptionError("resume", "cannot resume: the config differs from the checkpoint's in "
+                          + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
+                                      for k, (a, b) in diff.items()))
     model.load_state_dict(ckpt["model"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a different chain would be a different trajectory
-        optimizer.load_state_dict(ckpt["optimizer"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a different chain would be a different trajectory
+            optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, UserWarning) as e:
+        raise OptionError("resume", f"the checkpoint's optimizer state does not fit this "
+                          f"run: {e}") from None
     scheduler.load_state_dict(ckpt["scheduler"])
     task.batcher.load_state_dict(ckpt["data"])
     set_rng_state(ckpt["rng"], device)
