@@ -31,6 +31,7 @@ Example
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -232,10 +233,7 @@ def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
         keys = set(st) - {"skipped"}
         if not keys:  # never stepped (only skipped, or nothing)
             continue
-        view = torch.empty(p.shape, dtype=p.dtype, device="meta")
-        if g["matrix"]:
-            view = view.reshape(p.shape[0], -1)
-        want = {"step": 0, **g["chain"].init(view)}
+        want = {"step": 0, **_init_state(g["chain"], p, bool(g["matrix"]))}
         missing = sorted(set(want) - keys)
         if missing:
             raise ValueError(f"parameter {name}: state_dict lacks state {missing} that this "
@@ -249,6 +247,16 @@ def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
                 raise ValueError(f"parameter {name} (shape {tuple(p.shape)}): state {k!r} has "
                                  f"shape {got}, this optimizer needs {tuple(w.shape)}: state "
                                  "from a model with other shapes")
+
+
+def _init_state(chain: Chain, p: torch.Tensor, matrix: bool) -> dict[str, Any]:
+    """The state ``chain.init`` gives ``p`` (its matrix view in a matrix group), built on the
+    meta device (no memory) unless a transform's ``init`` needs real data."""
+    shape = (p.shape[0], math.prod(p.shape[1:])) if matrix else tuple(p.shape)
+    try:
+        return chain.init(torch.empty(shape, dtype=p.dtype, device="meta"))
+    except (RuntimeError, NotImplementedError):
+        return chain.init(torch.zeros(shape, dtype=p.dtype, device=p.device))
 
 
 def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:
