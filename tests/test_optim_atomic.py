@@ -97,7 +97,8 @@ def test_state_from_a_model_with_other_shapes_is_refused_at_load(name):
     _, src = stepped(name, width=8)
     model, opt = stepped(name, width=9)
     before = snapshot(model, opt)
-    with pytest.raises(ValueError, match=r"parameter \S+ \(shape .*state .* has shape .*other shapes"):
+    with pytest.raises(ValueError,
+                       match=r"parameter \S+ \(shape .*state .* has shape .*other shapes"):
         opt.load_state_dict(src.state_dict())
     assert_unchanged(model, opt, before)
 

@@ -7,7 +7,8 @@ import pytest
 from matbal.train.cli import build_compare_parser, build_train_parser, main
 from matbal.train.config import TrainConfig, parse_config
 
-FAST = ["--model", "mlp", "--lr", "0.01", "--quiet", "--tensorboard", "off", "--threads", "1", "--steps", "2"]
+FAST = ["--model", "mlp", "--lr", "0.01", "--quiet", "--tensorboard", "off", "--threads", "1",
+        "--steps", "2"]
 
 
 def run_cli(argv, capsys):
