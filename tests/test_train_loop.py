@@ -1,5 +1,6 @@
 """Training loop on CPU: every optimizer learns, runs are bit-identical, resume is exact, run dir."""
 import json
+import math
 
 import pytest
 import torch
@@ -100,3 +101,48 @@ def _has_tensorboard():
         return True
     except ImportError:
         return False
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_auto_of_a_run_killed_before_its_first_checkpoint_writes_each_step_once(tmp_path):
+    kw = dict(model="mlp", optimizer="muon", steps=6, eval_every=3, log_every=1)
+    full = train(tiny(tmp_path, "full", **kw))
+
+    class Kill:
+        def on_step_end(self, step, model, optimizer, metrics):
+            if step == 4:
+                raise _Killed
+
+    with pytest.raises(_Killed):
+        train(tiny(tmp_path, "killed", **kw), callbacks=[Kill()])
+    run_dir = tmp_path / "killed"
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert [r["step"] for r in read_metrics(run_dir)] == [0, 1, 2, 3, 4]
+    resumed = train(tiny(tmp_path, "killed", resume="auto", **kw))
+    key = lambda ms: [(m["step"], m["train_loss"], m["val_loss"]) for m in ms]  # noqa: E731
+    assert key(read_metrics(run_dir)) == key(read_metrics(full.run_dir))  # one step-0 row
+    assert resumed.final_val_loss == full.final_val_loss
+
+
+def test_resume_auto_of_a_finished_run_is_a_no_op_that_keeps_its_summary(tmp_path, capsys):
+    kw = dict(model="mlp", optimizer="muon", steps=4, eval_every=2)
+    done = train(tiny(tmp_path, "done", **kw))
+    files = {p.name: p.read_bytes() for p in done.run_dir.iterdir() if p.is_file()}
+    capsys.readouterr()
+    again = train(tiny(tmp_path, "done", resume="auto", **kw))
+    assert "already finished (4/4 steps)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in done.run_dir.iterdir() if p.is_file()} == files
+    assert again.completed and again.step == 4
+    assert again.final_val_loss == done.final_val_loss and math.isfinite(again.final_val_loss)
+    assert again.final_train_loss == done.final_train_loss
+    assert again.matrices_per_rank == done.matrices_per_rank
+    # killed between the final checkpoint and summary.json: the summary is completed from the
+    # last metrics row (the final step's train and validation losses)
+    (done.run_dir / "summary.json").unlink()
+    again = train(tiny(tmp_path, "done", resume="auto", **kw))
+    summ = json.loads((done.run_dir / "summary.json").read_text())
+    assert summ["final_val_loss"] == done.final_val_loss == again.final_val_loss
+    assert summ["final_train_loss"] == done.final_train_loss and summ["completed"]

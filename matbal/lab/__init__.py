@@ -4,7 +4,7 @@
   with config, code version, library versions and date; ``load_results(name)``.
 - :mod:`.figures` — ``figure``, ``savefig(fig, name)`` (PDF + PNG ≤ 300 KB into ``paper_figs/out``),
   shared colours for balancings and schedules.
-- :mod:`.claims` — the claim registry (science brief §4), ``verdict(...)`` records, CLAIMS.md.
+- :mod:`.claims` — the claim registry (docs/math.md §4), ``verdict(...)`` records, CLAIMS.md.
 - :mod:`.stats` — ``aggregate``, ``asymptotic_rate``, ``loglog_slope``, ``seed_band``.
 - :mod:`.arm_stats` — ``compare_arms`` (paired / Welch t, SE of the mean difference, t or
   bootstrap interval), ``VerdictRule`` + ``apply_rule`` (a rule written before the runs).

@@ -11,9 +11,14 @@ Guarantees:
 - non-finite gradients raise ``FloatingPointError`` naming the parameter (``nonfinite="raise"``,
   default) or skip that parameter's step and count it in ``state[p]["skipped"]``
   (``nonfinite="skip"``); weights never silently become NaN;
+- a step is all-or-nothing: every group's gradients are checked (one fused pass) before any
+  group is updated, so a refused step leaves weights, state and step counts as they were;
 - ``state_dict``/``load_state_dict`` round trip bit-exactly: state tensors keep their own dtype
   (torch's base class would cast them to the parameter's dtype); chains are not serialized (they
-  are code): the loading optimizer's chains are used, and a differing chain description warns.
+  are code): the state dict records each group's chain description and transform kinds, the
+  loading optimizer's chains are used, state it cannot use (other transforms, missing entries,
+  other shapes) is refused with ``ValueError`` before anything changes, and a chain that
+  differs only in hyperparameters warns.
 
 Example
 -------
@@ -26,6 +31,7 @@ Example
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -56,6 +62,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         check_positive(lr, "lr", allow_zero=True)
         check_choice(nonfinite, "nonfinite", ("raise", "skip"))
         self.nonfinite = nonfinite
+        self._refused: set[int] | None = None  # set during step(): ids of params to skip
         defaults = {"lr": lr, "chain": chain, "matrix": matrix, "names": None, "label": None}
         super().__init__(params, defaults)
 
@@ -73,35 +80,58 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p, name in zip(g["params"], g["names"]):
             if p.is_complex():
                 raise TypeError(f"parameter {name}: complex parameters are not supported")
+            if p.is_floating_point() and g["lr"] > torch.finfo(p.dtype).max:
+                raise ValueError(f"lr={g['lr']!r} overflows parameter {name}'s dtype {p.dtype} "
+                                 f"(max {torch.finfo(p.dtype).max:.3g})")
             if g["matrix"] and p.ndim < 2:
                 raise ValueError(f"parameter {name} has shape {tuple(p.shape)}: a matrix group "
                                  "needs >= 2-D parameters (route it to AdamW)")
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One optimization step; returns the closure's loss when a closure is given."""
+        """One optimization step; returns the closure's loss when a closure is given.
+
+        All-or-nothing: every group's gradients are screened first (sparse, non-finite) and a
+        refused step raises before any weight, state entry or step count has changed."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self._step_group(group)
+        self._refused = self._screen(self.param_groups)
+        try:
+            for group in self.param_groups:
+                self._step_group(group)
+        finally:
+            self._refused = None
         return loss
 
-    def _step_group(self, group: dict) -> None:
-        live = [(p, name) for p, name in zip(group["params"], group["names"])
+    def _screen(self, groups) -> set[int]:
+        """``id``s of the parameters of ``groups`` whose gradients hold NaN/Inf, found by one
+        fused check over all of them (:func:`_nonfinite`); raises instead, before anything is
+        updated, on a sparse gradient or (``nonfinite="raise"``) a non-finite one."""
+        live = [(p, name) for g in groups for p, name in zip(g["params"], g["names"])
                 if p.grad is not None]
         for p, name in live:
             if p.grad.is_sparse:
                 raise RuntimeError(f"parameter {name}: sparse gradients are not supported")
-        bad = _nonfinite([p.grad for p, _ in live])
+        bad = sorted(_nonfinite([p.grad for p, _ in live]))
+        if bad and self.nonfinite == "raise":
+            names = [live[i][1] for i in bad]
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            raise FloatingPointError(
+                f"non-finite gradient (NaN/Inf) in parameter {names[0]}{more}; nothing was "
+                "updated; pass nonfinite='skip' to skip such parameters' steps")
+        return {id(live[i][0]) for i in bad}
+
+    def _step_group(self, group: dict) -> None:
+        refused = getattr(self, "_refused", None)
+        if refused is None:  # called outside step(): screen this group alone
+            refused = self._screen([group])
         params, names = [], []
-        for i, (p, name) in enumerate(live):
-            if i in bad:
-                if self.nonfinite == "raise":
-                    raise FloatingPointError(
-                        f"non-finite gradient (NaN/Inf) in parameter {name}; pass "
-                        "nonfinite='skip' to skip such steps")
+        for p, name in zip(group["params"], group["names"]):
+            if p.grad is None:
+                continue
+            if id(p) in refused:  # nonfinite="skip"
                 st = self.state[p]
                 st["skipped"] = st.get("skipped", 0) + 1
                 continue
@@ -134,21 +164,26 @@ class ChainOptimizer(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         for g in sd["param_groups"]:
+            g["transforms"] = _kinds(g["chain"])
             g["chain"] = repr(g["chain"])  # description only; chains are code, not data
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load ``state_dict`` after checking that this optimizer can use it; on any mismatch
+        raise ``ValueError`` naming the group or parameter and what differs (the number of
+        groups or parameters, the chain's transforms, a state entry's presence or shape), and
+        leave the optimizer as it was. A chain with the same transforms but other
+        hyperparameters (e.g. momentum 0.9 instead of 0.95) only warns."""
         saved_groups = state_dict["param_groups"]
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"state_dict has {len(saved_groups)} param groups, optimizer has "
-                             f"{len(self.param_groups)}")
+        _check_loadable(self, state_dict)
         groups = []
         for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
             if sg.get("chain") != repr(g["chain"]):
                 warnings.warn(f"param group {i}: loaded state was made by a different chain "
                               f"({sg.get('chain')}); using this optimizer's {g['chain']!r}",
                               stacklevel=2)
-            groups.append({**sg, "chain": g["chain"]})
+            groups.append({**{k: v for k, v in sg.items() if k != "transforms"},
+                           "chain": g["chain"]})
         super().load_state_dict({**state_dict, "param_groups": groups})
         # restore state tensors with their saved dtypes (the base class casts to param dtype)
         id_to_param = {pid: p for sg, g in zip(saved_groups, self.param_groups)
@@ -158,6 +193,70 @@ class ChainOptimizer(torch.optim.Optimizer):
             for k, v in st.items():
                 if isinstance(v, torch.Tensor):
                     self.state[p][k] = v.to(device=p.device, copy=True)
+
+
+def _kinds(chain: Chain) -> list[str]:
+    """The chain's transform kinds in order: each transform's ``repr`` up to its first
+    parenthesis (a wrapper that keeps the inner transform's repr, like an instrument, is
+    transparent)."""
+    return [repr(t).partition("(")[0] for t in chain.transforms]
+
+
+def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
+    """Raise ``ValueError`` when ``opt`` cannot use the state in ``sd`` (see
+    :meth:`ChainOptimizer.load_state_dict`); changes nothing."""
+    saved_groups, state = sd.get("param_groups"), sd.get("state")
+    if not isinstance(saved_groups, list) or not isinstance(state, dict):
+        raise ValueError("state_dict must hold 'param_groups' (a list) and 'state' (a dict)")
+    if len(saved_groups) != len(opt.param_groups):
+        raise ValueError(f"state_dict has {len(saved_groups)} param groups, optimizer has "
+                         f"{len(opt.param_groups)}")
+    owner: dict[Any, tuple[int, int]] = {}
+    for i, (sg, g) in enumerate(zip(saved_groups, opt.param_groups)):
+        where = f"param group {i}" + (f" ({g['label']})" if g.get("label") else "")
+        if len(sg["params"]) != len(g["params"]):
+            raise ValueError(f"{where}: state_dict has {len(sg['params'])} parameters, the "
+                             f"optimizer has {len(g['params'])}")
+        mine = _kinds(g["chain"])
+        if "transforms" in sg and list(sg["transforms"]) != mine:
+            raise ValueError(f"{where}: state_dict was made by a chain of {list(sg['transforms'])}"
+                             f" (another optimizer or preset), this optimizer runs {mine}")
+        for j, pid in enumerate(sg["params"]):
+            owner[pid] = (i, j)
+    for pid, st in state.items():
+        if pid not in owner:
+            raise ValueError(f"state_dict has state for parameter id {pid!r}, which is in no "
+                             "param group")
+        i, j = owner[pid]
+        g = opt.param_groups[i]
+        p, name = g["params"][j], g["names"][j]
+        keys = set(st) - {"skipped"}
+        if not keys:  # never stepped (only skipped, or nothing)
+            continue
+        want = {"step": 0, **_init_state(g["chain"], p, bool(g["matrix"]))}
+        missing = sorted(set(want) - keys)
+        if missing:
+            raise ValueError(f"parameter {name}: state_dict lacks state {missing} that this "
+                             f"optimizer's chain keeps (has {sorted(keys)}): another optimizer "
+                             "or preset")
+        for k, w in want.items():
+            v = st[k]
+            if isinstance(w, torch.Tensor) and (not isinstance(v, torch.Tensor)
+                                                or v.shape != w.shape):
+                got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                raise ValueError(f"parameter {name} (shape {tuple(p.shape)}): state {k!r} has "
+                                 f"shape {got}, this optimizer needs {tuple(w.shape)}: state "
+                                 "from a model with other shapes")
+
+
+def _init_state(chain: Chain, p: torch.Tensor, matrix: bool) -> dict[str, Any]:
+    """The state ``chain.init`` gives ``p`` (its matrix view in a matrix group), built on the
+    meta device (no memory) unless a transform's ``init`` needs real data."""
+    shape = (p.shape[0], math.prod(p.shape[1:])) if matrix else tuple(p.shape)
+    try:
+        return chain.init(torch.empty(shape, dtype=p.dtype, device="meta"))
+    except (RuntimeError, NotImplementedError):
+        return chain.init(torch.zeros(shape, dtype=p.dtype, device=p.device))
 
 
 def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:

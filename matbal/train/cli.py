@@ -7,7 +7,10 @@ data-parallel (see :mod:`matbal.train.distributed`)::
     python -m matbal.train --model cnn --optimizer muon --steps 200
     torchrun --standalone --nproc_per_node=2 -m matbal.train --model gpt --optimizer muon
 
-Errors in the options exit with status 2 and a message naming the option.
+Errors in the options exit with status 2 and a message naming the option — also those found
+while the run is set up (:class:`~matbal.train.config.OptionError`: an optimizer keyword the
+preset refuses, an ``--out-dir`` that cannot be created, a ``--resume`` checkpoint that is
+missing or does not fit). ``--batch_size`` is accepted for ``--batch-size`` (every option).
 """
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ __all__ = ["main", "compare_main", "build_train_parser", "build_compare_parser"]
 
 
 def build_train_parser(prog: str = "matbal train") -> argparse.ArgumentParser:
-    from .config import build_config_parser
+    from .config import ConfigParser, build_config_parser
 
-    p = argparse.ArgumentParser(
+    p = ConfigParser(
         prog=prog, description="Train a small model (GPT on stdlib source, MLP/CNN on digits) "
         "with a matbal optimizer. Run it under torchrun for several processes.")
     return build_config_parser(p)
@@ -29,7 +32,7 @@ def build_train_parser(prog: str = "matbal train") -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """``matbal train``: parse options, train, print the summary (rank 0). Returns 0."""
-    from .config import TrainConfig
+    from .config import OptionError, TrainConfig
     from .distributed import teardown
 
     parser = build_train_parser()
@@ -42,6 +45,9 @@ def main(argv=None) -> int:
 
     try:
         res = train(cfg)
+    except OptionError as e:  # found while setting the run up: still a bad option
+        teardown(synchronize=False)
+        parser.error(f"argument {e.flag}: {e}")
     except BaseException:
         teardown(synchronize=False)
         raise
@@ -61,9 +67,9 @@ def _is_main() -> bool:
 
 
 def build_compare_parser(prog: str = "matbal compare") -> argparse.ArgumentParser:
-    from .config import build_config_parser
+    from .config import ConfigParser, build_config_parser
 
-    p = argparse.ArgumentParser(
+    p = ConfigParser(
         prog=prog, description="Train several optimizers over several seeds and tabulate/plot "
         "the validation loss; or sweep learning rates (--sweep). Any train option "
         "(--model, --steps, --n-embd …) applies to every run.")

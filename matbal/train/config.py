@@ -23,17 +23,20 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import typing
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
-__all__ = ["TrainConfig", "parse_config", "build_config_parser", "MODELS", "SCHEDULES"]
+__all__ = ["TrainConfig", "parse_config", "build_config_parser", "ConfigParser", "OptionError",
+           "MODELS", "SCHEDULES", "DEFAULT_WARMUP_STEPS"]
 
 MODELS = ("gpt", "mlp", "cnn")
 SCHEDULES = ("cosine", "wsd", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 TENSORBOARD = ("auto", "on", "off")
+DEFAULT_WARMUP_STEPS = 20  # warmup_steps=None: min(DEFAULT_WARMUP_STEPS, steps)
 # fields that may differ between a checkpoint and the run that resumes it (they do not change the
 # trajectory of parameters)
 OPERATIONAL_FIELDS = frozenset({"resume", "quiet", "tensorboard", "out_dir", "run_name",
@@ -67,6 +70,8 @@ class TrainConfig:
         processes); grad_clip: max global gradient norm (0 disables).
     schedule: ``"cosine"`` (linear warmup, cosine to ``min_lr_ratio``), ``"wsd"`` (warmup, stable,
         linear decay over the last ``decay_frac`` of steps to ``min_lr_ratio``) or ``"constant"``.
+    warmup_steps: linear warmup length (``None``: ``min(20, steps)``, so a short run never fails
+        on the default; an explicit value above ``steps`` is an error).
 
     Running
     -------
@@ -100,7 +105,7 @@ class TrainConfig:
     batch_size: int = 32
     grad_clip: float = 1.0
     schedule: str = "cosine"
-    warmup_steps: int = 20
+    warmup_steps: Optional[int] = None
     min_lr_ratio: float = 0.1
     decay_frac: float = 0.2
     # GPT
@@ -167,12 +172,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
         for name in ("warmup_steps", "ckpt_every", "threads", "seed", "probe_every",
                      "probe_exact_every", "record_every"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.optimizer == "adamw" and self.adamw_lr is not None:
             raise ValueError(f"adamw_lr sets the AdamW group of matrix presets; with "
                              f"optimizer='adamw' use lr (got adamw_lr={self.adamw_lr})")
-        if self.warmup_steps > self.steps:
+        if self.warmup_steps is not None and self.warmup_steps > self.steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must not exceed steps "
                              f"({self.steps})")
         for name in ("min_lr_ratio", "decay_frac"):
@@ -191,6 +196,11 @@ class TrainConfig:
         if bad:
             raise ValueError(f"record_kinds must be a comma list of {list(KINDS)}, got {bad}")
         return self
+
+    def warmup(self) -> int:
+        """The warmup length used: ``warmup_steps``, or ``min(20, steps)`` when it is None."""
+        return min(DEFAULT_WARMUP_STEPS, self.steps) if self.warmup_steps is None \
+            else self.warmup_steps
 
     def optimizer_kwargs_dict(self) -> dict[str, Any]:
         """``optimizer_kwargs`` parsed (a JSON object)."""
@@ -226,6 +236,21 @@ class TrainConfig:
         """Fields that differ and would change the training trajectory (used on resume)."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if k not in OPERATIONAL_FIELDS and a[k] != b[k]}
+
+
+class OptionError(ValueError):
+    """A value that parsed but cannot be used (found when the run is set up: an optimizer
+    keyword its preset refuses, an ``out_dir`` that cannot be created, a ``resume`` checkpoint
+    that is missing or does not fit). ``option`` is the :class:`TrainConfig` field to blame;
+    the command line reports it as ``argument --<option>: <message>`` with exit status 2."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.option.replace("_", "-")
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -281,21 +306,36 @@ def _parser_for(base, optional):
     return parse
 
 
+class ConfigParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that also accepts the underscore spelling of dashed options
+    (``--batch_size`` for ``--batch-size``) without registering it: each ``--name_part``
+    argument is read as ``--name-part``, so abbreviations stay unambiguous (``--out`` is
+    ``--out-dir``) and ``--help`` lists one spelling. Option values and arguments after a bare
+    ``--`` are left alone (register options with dashes only)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        for i in range(end):
+            name, eq, value = args[i].partition("=")
+            if name.startswith("--") and "_" in name:
+                args[i] = name.replace("_", "-") + eq + value
+        return super().parse_known_args(args, namespace)
+
+
 def build_config_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """Add one ``--field`` option per :class:`TrainConfig` field (defaults left unset)."""
-    parser = parser or argparse.ArgumentParser(prog="matbal train")
+    """Add one ``--field-name`` option per :class:`TrainConfig` field (defaults left unset).
+    A :class:`ConfigParser` (the default) also accepts ``--field_name``."""
+    parser = parser or ConfigParser(prog="matbal train")
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
         base, optional = _base_type(hints[f.name])
-        flags = [f"--{f.name.replace('_', '-')}"]
-        if "_" in f.name:
-            flags.append(f"--{f.name}")
         default = f.default if f.default is not dataclasses.MISSING else None
         kw = dict(dest=f.name, default=argparse.SUPPRESS, type=_parser_for(base, optional),
                   help=f"{base.__name__}{' or none' if optional else ''} (default: {default!r})")
         if base is bool:
             kw.update(nargs="?", const=True)
-        parser.add_argument(*flags, **kw)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", **kw)
     return parser
 
 
@@ -304,7 +344,8 @@ def parse_config(argv, *, base: TrainConfig | None = None,
     """Parse ``--key value`` overrides onto ``base`` (default :class:`TrainConfig()`).
 
     Unknown options and badly typed values exit via ``argparse`` with a message naming the option;
-    range errors (``--steps 0``) raise ``ValueError`` naming the field.
+    range errors (``--steps 0``) raise ``ValueError`` naming the field. ``parser`` (a
+    :class:`ConfigParser` when given, to accept ``--field_name`` spellings) gets the options.
     """
     parser = build_config_parser(parser)
     ns = parser.parse_args(list(argv))

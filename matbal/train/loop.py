@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -42,11 +42,12 @@ from ..optim import PRESETS
 from ..optim.distributed import DistributedChainOptimizer, distribute
 from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import TrainConfig
+from .config import OptionError, TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_str, setup
 from .lrs import resolve_lr
 from .models import count_params
-from .rundir import MetricsWriter, code_version, default_run_name, library_versions, write_json
+from .rundir import (MetricsWriter, code_version, default_run_name, library_versions,
+                     read_metrics, write_json)
 from .schedule import make_scheduler
 from .tasks import make_task
 
@@ -78,19 +79,40 @@ class TrainResult:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptimizer:
     """The preset ``cfg.optimizer`` on ``model`` (lr resolved; see :mod:`matbal.train.lrs`),
-    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed)."""
+    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed).
+
+    A keyword the preset refuses raises :class:`~matbal.train.config.OptionError` naming the
+    option it came from (``lr``, ``adamw_lr``, ``weight_decay`` or ``optimizer_kwargs``) and
+    the keyword."""
     kw = cfg.optimizer_kwargs_dict()
+    source = {k: "optimizer_kwargs" for k in kw}
+    source["lr"] = "lr"
     if cfg.weight_decay is not None:
         kw["weight_decay"] = cfg.weight_decay
+        source["weight_decay"] = "weight_decay"
     if cfg.adamw_lr is not None:
         if cfg.optimizer == "adamw":
-            raise ValueError("adamw_lr sets the AdamW group of matrix presets; with "
-                             "optimizer='adamw' use lr")
+            raise OptionError("adamw_lr", "adamw_lr sets the AdamW group of matrix presets; "
+                              "with optimizer='adamw' use lr")
         kw["adamw_lr"] = cfg.adamw_lr
+        source["adamw_lr"] = "adamw_lr"
+    preset = PRESETS[cfg.optimizer]
+    kw["lr"] = cfg.lr
     try:
-        opt = PRESETS[cfg.optimizer](model, lr=cfg.lr, **kw)
-    except TypeError as e:
-        raise ValueError(f"optimizer_kwargs {kw} do not fit optimizer {cfg.optimizer!r}: {e}") from None
+        opt = preset(model, **kw)
+    except (TypeError, ValueError) as e:
+        # blame the first keyword that the preset refuses on its own (others at their defaults)
+        for key in ["lr", *(k for k in kw if k != "lr")]:
+            try:
+                preset(model, **{key: kw[key]})
+            except (TypeError, ValueError) as alone:
+                unknown = isinstance(alone, TypeError) and "unexpected keyword" in str(alone)
+                raise OptionError(source[key], (
+                    f"optimizer {cfg.optimizer!r} has no keyword {key!r}" if unknown else
+                    f"{key}={kw[key]!r} is refused by optimizer {cfg.optimizer!r}: {alone}")
+                ) from None
+        raise OptionError("optimizer_kwargs" if cfg.optimizer_kwargs_dict() else "optimizer",
+                          f"optimizer {cfg.optimizer!r} refuses {kw}: {e}") from None
     return distribute(opt)
 
 
@@ -102,14 +124,21 @@ def _resolve(cfg: TrainConfig) -> TrainConfig:
     if wd is None:
         from .lrs import preset_default
         wd = preset_default(cfg.optimizer, "weight_decay")
-    return cfg.replace(lr=lr, adamw_lr=adamw_lr, weight_decay=None if wd is None else float(wd))
+    return cfg.replace(lr=lr, adamw_lr=adamw_lr, weight_decay=None if wd is None else float(wd),
+                       warmup_steps=cfg.warmup())
 
 
 def _run_dir(cfg: TrainConfig, info: DistInfo, device: torch.device) -> Path:
     name = broadcast_str(cfg.run_name or default_run_name(cfg), info, device)
     path = Path(cfg.out_dir) / name
     if info.is_main:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OptionError("out_dir", f"cannot create the run directory {path}: "
+                              f"{e.strerror or e}") from None
+        if not os.access(path, os.W_OK):
+            raise OptionError("out_dir", f"the run directory {path} is not writable")
     barrier(info)
     return path
 
@@ -175,6 +204,8 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     ckpt = _find_resume(cfg, run_dir, info)
     if ckpt is not None:
         start, best_val = _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task)
+        if start >= cfg.steps:
+            return _finished(cfg, run_dir, info, device, start, best_val, model, optimizer)
 
     writer = MetricsWriter(run_dir, tensorboard=cfg.tensorboard, enabled=info.is_main)
     if info.is_main:
@@ -184,7 +215,9 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
             "world_size": info.world_size, "precision": "bf16-autocast" if use_bf16 else "fp32",
             "n_params": count_params(model), "task": task.info,
             "ns_dtype_policy": dtype_policy_report(device)})
-        writer.truncate_after(start)
+        # rows after the checkpoint's step are replayed; without a checkpoint (a run killed
+        # before its first one) everything is, step 0 included
+        writer.truncate_after(start if ckpt is not None else -1)
     ddp = model
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -267,15 +300,52 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         mean_step_time_s=mean_dt, tokens_per_s=task.tokens_per_batch / mean_dt if steps_run
         else math.nan, matrices_per_rank=counts, model=model, optimizer=optimizer)
     if info.is_main:
-        write_json(run_dir / "summary.json", {
-            **result.summary(), "optimizer": cfg.optimizer, "model": cfg.model, "lr": cfg.lr,
-            "world_size": info.world_size, "device": str(device),
-            "matrices_per_step": sum(len(g["params"]) for g in optimizer.param_groups
-                                     if g["matrix"])})
+        _write_summary(result, info, device)
     for cb in callbacks:
         if hasattr(cb, "on_train_end"):
             cb.on_train_end(result)
     return result
+
+
+def _write_summary(result: TrainResult, info: DistInfo, device) -> None:
+    cfg = result.config
+    write_json(result.run_dir / "summary.json", {
+        **result.summary(), "optimizer": cfg.optimizer, "model": cfg.model, "lr": cfg.lr,
+        "world_size": info.world_size, "device": str(device),
+        "matrices_per_step": sum(len(g["params"]) for g in result.optimizer.param_groups
+                                 if g["matrix"])})
+
+
+def _finished(cfg, run_dir, info, device, step, best_val, model, optimizer) -> TrainResult:
+    """Resuming a run whose checkpoint is at its last step: nothing to train. The result is the
+    run's ``summary.json`` (left as it is); when the run stopped before writing it, it is
+    completed from ``metrics.jsonl``'s last row (written before the final checkpoint)."""
+    path = run_dir / "summary.json"
+    if info.is_main:
+        print(f"matbal train: {run_dir} already finished ({step}/{cfg.steps} steps); nothing to "
+              f"do{' (summary.json kept)' if path.exists() else ''}", file=sys.stderr)
+    names = [f.name for f in fields(TrainResult)
+             if f.name not in ("run_dir", "config", "model", "optimizer")]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return TrainResult(run_dir=run_dir, config=cfg, model=model, optimizer=optimizer,
+                           **{k: saved[k] for k in names})
+    rows = [r for r in read_metrics(run_dir) if r["step"] == step]
+    last = rows[-1] if rows else {}
+    result = TrainResult(
+        run_dir=run_dir, config=cfg, step=step, completed=True,
+        final_train_loss=_float(last.get("train_loss")),
+        final_val_loss=_float(last.get("val_loss")),
+        best_val_loss=best_val, wall_time_s=0.0, mean_step_time_s=math.nan,
+        tokens_per_s=math.nan, matrices_per_rank=optimizer.gather_counts(), model=model,
+        optimizer=optimizer)
+    if info.is_main:
+        _write_summary(result, info, device)
+    return result
+
+
+def _float(v) -> float:
+    return math.nan if v is None else float(v)
 
 
 def _instrument_callbacks(cfg: TrainConfig, run_dir, info: DistInfo, start: int) -> list:
@@ -351,12 +421,20 @@ def _find_resume(cfg, run_dir: Path, info: DistInfo):
         path = Path(cfg.resume)
         if path.is_dir():
             path = checkpoint_path(path, 0)
-    main = load_checkpoint(path)
-    if main.get("format") != FORMAT:
-        raise ValueError(f"checkpoint {path} has format {main.get('format')}, expected {FORMAT}")
+        if not path.is_file():
+            raise OptionError("resume", f"no checkpoint at {path} (give a checkpoint file, a run "
+                              "directory holding checkpoint.pt, or 'auto')")
+    try:
+        main = load_checkpoint(path)
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign file: say which and why
+        raise OptionError("resume", f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(main, dict) or main.get("format") != FORMAT:
+        got = main.get("format") if isinstance(main, dict) else type(main).__name__
+        raise OptionError("resume", f"checkpoint {path} has format {got}, expected {FORMAT}")
     if main["world_size"] != info.world_size:
-        raise ValueError(f"checkpoint {path} was written by {main['world_size']} processes; "
-                         f"resume it with the same number (this run has {info.world_size})")
+        raise OptionError("resume", f"checkpoint {path} was written by {main['world_size']} "
+                          f"processes; resume it with the same number (this run has "
+                          f"{info.world_size})")
     if info.rank == 0:
         return main
     own = load_checkpoint(checkpoint_path(path.parent, info.rank))
@@ -371,13 +449,17 @@ def _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task):
     saved = TrainConfig.from_dict(ckpt["config"])
     diff = cfg.trajectory_diff(saved)
     if diff:
-        raise ValueError("cannot resume: the config differs from the checkpoint's in "
-                         + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
-                                     for k, (a, b) in diff.items()))
+        raise OptionError("resume", "cannot resume: the config differs from the checkpoint's in "
+                          + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
+                                      for k, (a, b) in diff.items()))
     model.load_state_dict(ckpt["model"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a different chain would be a different trajectory
-        optimizer.load_state_dict(ckpt["optimizer"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a different chain would be a different trajectory
+            optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, UserWarning) as e:
+        raise OptionError("resume", f"the checkpoint's optimizer state does not fit this "
+                          f"run: {e}") from None
     scheduler.load_state_dict(ckpt["scheduler"])
     task.batcher.load_state_dict(ckpt["data"])
     set_rng_state(ckpt["rng"], device)

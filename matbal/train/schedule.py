@@ -60,6 +60,6 @@ def lr_multiplier(kind: str, *, steps: int, warmup_steps: int = 0, min_lr_ratio:
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR(optimizer, f)`` for a :class:`~matbal.train.config.TrainConfig`."""
-    f = lr_multiplier(cfg.schedule, steps=cfg.steps, warmup_steps=cfg.warmup_steps,
+    f = lr_multiplier(cfg.schedule, steps=cfg.steps, warmup_steps=cfg.warmup(),
                       min_lr_ratio=cfg.min_lr_ratio, decay_frac=cfg.decay_frac)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)

@@ -23,7 +23,7 @@ Exact (float64 SVD via :func:`~matbal.kernels.metrics.spectrum_report`): ``stabl
 NS (for the ``ns_input`` kind, exact steps): ``ns_error = max_i |1 − σ_i(NS_k(X))|`` measured by
 running :func:`~matbal.newton_schulz` with the chain's own settings, and ``ns_error_pred =
 max_i |1 − P_k(σ_i/(s·ν+eps))|`` from :func:`~matbal.predict_singular_values` (exact; equal up
-to the NS working precision). Ref: MuonEq arXiv 2603.28254 (x_min), science.md §2.
+to the NS working precision). Ref: MuonEq arXiv 2603.28254 (x_min), docs/math.md §2.
 
 AdamW cosine (REG-2, REG arXiv 2510.03691): ``cos(U, A) = ⟨U, A⟩/(‖U‖_F‖A‖_F)`` between the
 chain's update ``U`` and the AdamW direction ``A = m̂/(√v̂ + ε)`` of a shadow Adam state fed the

@@ -16,7 +16,7 @@ def reg(params, *, lr: float = 1e-3, momentum: float = 0.9, p: float = 2, racs_s
     Momentum convention: **EMA** first moment only (no Nesterov, no second moment), β = 0.9 (the
     paper positions REG next to AdamW; β₁ = 0.9 is our choice, the paper's code is not public).
 
-    RACS member used (the paper's exact formula is not public, see science.md §1): ``racs`` with
+    RACS member used (the paper's exact formula is not public, see docs/math.md §1): ``racs`` with
     ``p = 2`` — exactly ``racs_steps`` alternating Sinkhorn sweeps on ``M⊙M`` (= SinkGD's iteration),
     rows → norm √n, columns → √m. Why this default: the paper reports p = 2 worked best; a fixed
     sweep count keeps the step cost constant and deterministic; 5 sweeps bring Gaussian-like
