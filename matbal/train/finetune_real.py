@@ -145,10 +145,15 @@ def weight_movement(before: dict[str, torch.Tensor], model: nn.Module) -> dict[s
     return {k: float(np.median(v)) for k, v in per_type.items()}
 
 
-def finetune(cfg: FinetuneConfig, *, progress: bool = True, data=None) -> dict[str, Any]:
+def finetune(cfg: FinetuneConfig, *, progress: bool = True, data=None,
+             instruments=()) -> dict[str, Any]:
     """Run one fine-tuning (see the module docstring); returns a JSON-friendly dict of results.
 
-    ``data``: a prebuilt ``(dataset, prose)`` pair to share between runs (default: built here)."""
+    ``data``: a prebuilt ``(dataset, prose)`` pair to share between runs (default: built here).
+    ``instruments``: :class:`~matbal.instruments.probes.Probes` / ``Recorder`` objects, attached
+    to the optimizer (names from the model, e.g. ``bert.encoder.layer.0.intermediate.dense.weight``)
+    before the first step and closed after the last — e.g. record the gradients and momenta of
+    the real 384×384, 1536×384 and 384×1536 matrices into a store."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
@@ -179,6 +184,8 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = True, data=None) -> dict[s
     gen = torch.Generator().manual_seed(cfg.seed)
     order = torch.empty(0, dtype=torch.long)
     losses, step_times = [], []
+    for inst in instruments:
+        inst.attach(opt, model=model)
     it = range(cfg.steps)
     if progress:
         from tqdm.auto import tqdm
@@ -201,6 +208,8 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = True, data=None) -> dict[s
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             break
+    for inst in instruments:
+        inst.close()
     emb1 = _embed(model, pr_ids, pr_mask)
     out = {"config": asdict(cfg), "adamw_lr": adamw_lr, "dataset_digest": ds.digest,
            "val_acc": _accuracy(model, va_ids, va_mask, va_y),
