@@ -16,6 +16,7 @@ import warnings
 from typing import Any
 
 from ...optim.optimizer import ChainOptimizer
+from ...optim.views import named_blocks
 from .placement import KINDS, instrument, strip
 
 __all__ = ["Instrument", "check_kinds", "check_every", "is_due"]
@@ -145,9 +146,10 @@ class Instrument:
         self.optimizer = None
 
     def _tap(self, gi: int, kind: str, updates, ctx) -> None:
-        items = [(name, t, u if ctx.matrix else u.reshape(u.shape[0], -1), p)
+        items = [(bn, t, b, p)
                  for name, t, u, p in zip(ctx.names, ctx.steps, updates, ctx.params)
-                 if self.layer_selected(name) and (ctx.matrix or u.ndim >= 2)]
+                 if self.layer_selected(name) and (ctx.matrix or u.ndim >= 2)
+                 for bn, b in named_blocks(name, u if ctx.matrix else u.reshape(u.shape[0], -1))]
         if items:
             self._observe(gi, kind, items)
 
