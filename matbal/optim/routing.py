@@ -218,7 +218,6 @@ def _apply_overrides(routes, entries, include, exclude, label_fn, base_views):
     include, exclude = _globs(include, "include"), _globs(exclude, "exclude")
     if label_fn is not None and not callable(label_fn):
         raise TypeError(f"label_fn must be callable(name, param, module), got {label_fn!r}")
-    used: set[str] = set()
     out = []
     for r, (p, mod), base in zip(routes, entries, base_views):
         src = lab = None
@@ -230,10 +229,8 @@ def _apply_overrides(routes, entries, include, exclude, label_fn, base_views):
             src = "label_fn" if lab is not None else None
         if src is None and (g := _match(r.name, exclude)) is not None:
             src, lab = f"exclude={g!r}", "adamw"
-            used.add(g)
         if src is None and (g := _match(r.name, include)) is not None:
             src, lab = f"include={g!r}", "matrix"
-            used.add(g)
         if src is None or lab == r.label:
             out.append(r if src is None else replace(r, why=f"{src} ({r.why})"))
             continue
@@ -246,7 +243,8 @@ def _apply_overrides(routes, entries, include, exclude, label_fn, base_views):
         else:
             out.append(replace(r, label="adamw", view=None, unknown=False,
                                why=f"{src} (was: {r.why})"))
-    unused = [g for g in include + exclude if g not in used]
+    unused = [g for g in include + exclude
+              if not any(fnmatch.fnmatchcase(r.name, g) for r in routes)]
     if unused:
         raise ValueError(f"include/exclude globs {unused} match no parameter name")
     return out
