@@ -81,7 +81,7 @@ def test_transformer_encoder_table():
     layer = nn.TransformerEncoderLayer(D, nhead=2, dim_feedforward=32)
     enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
     with pytest.warns(RoutingWarning, match="head="):
-        got = table(enc)
+        got = table(enc, split_qkv=True)
     expected = {}
     for i in range(2):
         p = f"layers.{i}."
@@ -97,9 +97,11 @@ def test_transformer_encoder_table():
         })
     assert got == expected
     with no_warnings():
-        fused = table(enc, head=None, split_qkv=False)
-    assert fused["layers.0.self_attn.in_proj_weight"] == ("matrix", "matrix")
-    t = route(enc, head=None)
+        fused = table(enc, head=None)  # default: one matrix as stored
+    assert fused == {**expected, **{f"layers.{i}.self_attn.in_proj_weight": ("matrix", "matrix")
+                                    for i in range(2)}}
+    assert "kept as one matrix" in route(enc, head=None)["layers.0.self_attn.in_proj_weight"].why
+    t = route(enc, head=None, split_qkv=True)
     r = t["layers.1.self_attn.in_proj_weight"]
     assert r.view.matrix_shape(r.shape) == (3, D, D) and "split_qkv=True" in r.why
     assert t["layers.0.linear2.weight"].view_text == "(16, 32)"
@@ -167,11 +169,15 @@ def test_tied_embedding_gpt_table():
     for i in range(2):
         p = f"transformer.h.{i}."
         expected.update({p + "ln_1.weight": ("adamw", None), p + "ln_2.weight": ("adamw", None),
-                         p + "attn.c_attn.weight": ("matrix", "split3"),
+                         p + "attn.c_attn.weight": ("matrix", "matrix"),
                          p + "attn.c_proj.weight": ("matrix", "matrix"),
                          p + "mlp.c_fc.weight": ("matrix", "matrix"),
                          p + "mlp.c_proj.weight": ("matrix", "matrix")})
     assert got == expected  # lm_head.weight is wte.weight: listed once, under its first name
+    with no_warnings():
+        split = table(gpt, split_qkv=True)
+    assert split == {**expected, **{f"transformer.h.{i}.attn.c_attn.weight": ("matrix", "split3")
+                                    for i in range(2)}}
     assert "embedding" in route(gpt)["transformer.wte.weight"].why
     untied = GPT(vocab_size=30, block_size=8, n_layer=1, n_head=2, n_embd=D, tie_weights=False)
     with no_warnings():
@@ -204,12 +210,13 @@ def test_fused_qkv_table():
     m.attn = FusedAttn()
     m.gqa = GQA()
     with no_warnings():
-        got = table(m, head=None)
+        got = table(m, head=None, split_qkv=True)
         assert got == {"attn.qkv.weight": ("matrix", "split3"), "attn.proj.weight": ("matrix", "matrix"),
                        "attn.proj.bias": ("adamw", None), "gqa.qkv.weight": ("matrix", "matrix")}
-        assert "not (3d, d)" in route(m, head=None)["gqa.qkv.weight"].why
-        assert table(m, head=None, split_qkv=False)["attn.qkv.weight"] == ("matrix", "matrix")
-        assert route(m, head=None)["attn.qkv.weight"].view_text == "3×(16, 16) qkv split"
+        assert "not (3d, d)" in route(m, head=None, split_qkv=True)["gqa.qkv.weight"].why
+        assert table(m, head=None)["attn.qkv.weight"] == ("matrix", "matrix")
+        r = route(m, head=None, split_qkv=True)["attn.qkv.weight"]
+        assert r.view_text == "3×(16, 16) qkv split"
 
 
 def test_conv_table_flattens():
@@ -226,7 +233,8 @@ def test_conv_table_flattens():
 def test_conv1d_stand_in_table():
     model = GPT2Like()
     with no_warnings():
-        t = route(model)
+        t = route(model, split_qkv=True)
+        assert table(model)["h.0.attn.c_attn.weight"] == ("matrix", "transpose")
     got = {r.name: (r.label, r.view.spec if r.view else None) for r in t}
     assert got == {"wte.weight": ("adamw", None), "h.0.ln_1.weight": ("adamw", None),
                    "h.0.ln_1.bias": ("adamw", None),
@@ -326,7 +334,7 @@ def test_include_exclude_and_label_fn():
 def test_routing_table_prints_and_exports():
     model = GPT2Like()
     with no_warnings():
-        t = routing_table(model)
+        t = routing_table(model, split_qkv=True)
     text = str(t)
     lines = text.splitlines()
     assert lines[0].split() == ["name", "shape", "label", "matrix", "view", "why"]

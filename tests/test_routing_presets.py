@@ -74,7 +74,7 @@ def test_split_fused_qkv_equals_three_separate_matrices(name):
         setattr(sep, k, nn.Linear(D, D, bias=False).double())
         with torch.no_grad():
             getattr(sep, k).weight.copy_(fused.qkv.weight[i * D:(i + 1) * D])
-    kw = dict(lr=0.02, head=None, **opts(name))
+    kw = dict(lr=0.02, head=None, split_qkv=True, **opts(name))
     w0 = fused.qkv.weight.detach().clone()
     a = PRESETS[name](fused, **kw)
     b = PRESETS[name](sep, **kw)
@@ -243,7 +243,9 @@ def test_routing_and_steps_leave_user_tensors_alone(name):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     with no_warnings():
         routing_table(model)
-        opt = PRESETS[name](model, **opts(name))
+        opt = PRESETS[name](model, split_qkv=True, **opts(name))
+    assert name == "adamw" or routing_table(opt)["h.0.attn.c_attn.weight"].view.spec == \
+        "transpose+split3"
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]), n          # building an optimizer changes nothing
     grads = {n: torch.randn_like(p) for n, p in model.named_parameters()}

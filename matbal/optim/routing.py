@@ -21,20 +21,26 @@ is not knowable from the module tree, so when none of these applies :func:`route
 (:class:`RoutingWarning`) and routes no layer as head: pass ``head="name"`` (module names or globs)
 or ``head=None`` (no head).
 
-Fused QKV (``split_qkv=True``, default): ``nn.MultiheadAttention.in_proj_weight`` and fused
-projections named in ``QKV_NAMES`` (GPT-2 ``c_attn``) are handed to the chain as three ``(d, d)``
-matrices Q, K, V — momentum, NS and scaling act per block. Why the default: Q, K and V are three
-different linear maps; orthogonalizing the stacked ``(3d, d)`` matrix equalizes the singular
-values of the stack, not of each map. modded-nanogpt (github KellerJordan/modded-nanogpt,
-the speedrun Muon was developed on) views its fused attention weight as separate matrices before
-Newton–Schulz, and Moonlight (arXiv 2502.16982) trains separate Q/K/V projections.
-``split_qkv=False`` reproduces ``torch.optim.Muon`` applied to the fused weight.
+Fused QKV: ``nn.MultiheadAttention.in_proj_weight`` and fused projections named in
+``QKV_NAMES`` (GPT-2 ``c_attn``) are matrices. ``split_qkv=True`` hands the chain their three
+``(d, d)`` blocks Q, K, V as separate matrices (a ``(3, d, d)`` batch: momentum, NS, balancing and
+scaling act per block — tested equal to separate Q, K, V projections for every preset). Q, K and V
+are three different linear maps and orthogonalizing the stacked ``(3d, d)`` matrix equalizes the
+singular values of the stack, not of each map: modded-nanogpt (github KellerJordan/modded-nanogpt)
+views its fused attention weight as separate matrices before Newton–Schulz, Moonlight
+(arXiv 2502.16982) trains separate Q/K/V projections, and arXiv 2605.08933 ("When and Why Grouping
+Attention Heads Accelerates Muon") reports that an appropriate grouping beats full-QKV Muon on
+GPT-2 Small.
+The default is nevertheless ``split_qkv=False``: a parameter is one matrix as stored — what
+``torch.optim.Muon`` and KellerJordan/Muon's ``MuonWithAuxAdam`` do with the same weights, and what
+every GPT run recorded in this repository used (its ``c_attn`` is fused); the routing table says
+which was used ("fused QKV kept as one matrix").
 
 >>> import torch.nn as nn
 >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 >>> label_params(net)
 {'0.weight': 'matrix', '0.bias': 'adamw', '2.weight': 'adamw', '2.bias': 'adamw'}
->>> print(routing_table(nn.MultiheadAttention(8, 2), head=None))  # doctest: +NORMALIZE_WHITESPACE
+>>> print(routing_table(nn.MultiheadAttention(8, 2), head=None, split_qkv=True))  # doctest: +NORMALIZE_WHITESPACE
 name            shape    label   matrix view         why
 in_proj_weight  (24, 8)  matrix  3×(8, 8) qkv split  nn.MultiheadAttention fused QKV (3d, d); split into Q, K, V (split_qkv=True)
 in_proj_bias    (24,)    adamw   –                   < 2-D (bias, gain, scalar)
@@ -250,7 +256,7 @@ def _apply_overrides(routes, entries, include, exclude, label_fn, base_views):
     return out
 
 
-def route(model: nn.Module, *, head="auto", split_qkv: bool = True, include=None, exclude=None,
+def route(model: nn.Module, *, head="auto", split_qkv: bool = False, include=None, exclude=None,
           label_fn: Callable | None = None, rules: Iterable[Rule] = ()) -> RoutingTable:
     """Route every trainable parameter of ``model`` (see the module docstring).
 
@@ -258,7 +264,8 @@ def route(model: nn.Module, *, head="auto", split_qkv: bool = True, include=None
     ----------
     model : an ``nn.Module``. Shared (tied) parameters appear once, under their first name.
     head : ``"auto"``, ``None``, or module name(s)/glob(s) of the output head(s).
-    split_qkv : hand fused QKV weights to the chain as three ``(d, d)`` matrices.
+    split_qkv : hand fused QKV weights to the chain as three ``(d, d)`` matrices (default False:
+        one matrix as stored; see the module docstring).
     include, exclude : glob(s) over parameter names forced to matrix / AdamW.
     label_fn : ``callable(name, param, module) → "matrix" | "adamw" | None``.
     rules : extra :class:`~matbal.optim.routing_rules.Rule` rows, tried before the built-in ones.

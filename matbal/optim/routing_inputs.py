@@ -162,7 +162,7 @@ def _groups(groups: list[dict], force: str | None) -> list[ParamGroupSpec]:
     return out
 
 
-def normalize_params(params, *, head="auto", split_qkv: bool = True, include=None, exclude=None,
+def normalize_params(params, *, head="auto", split_qkv: bool = False, include=None, exclude=None,
                      label_fn=None, rules=(), force: str | None = None) -> list[ParamGroupSpec]:
     """Labelled groups (see the module docstring) in a stable order. ``force="adamw"`` labels
     everything AdamW (the ``adamw`` preset: names kept, flags optional). Routing options

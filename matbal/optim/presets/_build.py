@@ -18,7 +18,7 @@ ADAMW_DOC = """
     tensors, a list of param-group dicts with a per-group flag (``use_muon``/``matrix``/``label``;
     optional ``lr``, ``weight_decay``, and for AdamW groups ``betas``, ``eps``), or a dict
     ``{"matrix": [...], "adamw": [...]}``. Routing options: ``head`` (``"auto"``, ``None``, or
-    module names), ``split_qkv=True`` (fused QKV as three matrices), ``include``/``exclude``
+    module names), ``split_qkv`` (default False; True: a fused QKV as three matrices), ``include``/``exclude``
     (globs over parameter names), ``label_fn(name, param, module)``, ``rules``. The preset warns
     when a ≥2-D parameter of an unknown module type lands in AdamW, and raises ``ValueError`` when
     no parameter is a matrix.
@@ -49,7 +49,7 @@ def _with_decay(chain: Chain, weight_decay) -> Chain:
 
 def build(params, matrix_chain: Chain | None, *, lr: float, adamw_lr=None,
           adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_weight_decay=0.0, head="auto",
-          split_qkv: bool = True, include=None, exclude=None, label_fn=None, rules=(),
+          split_qkv: bool = False, include=None, exclude=None, label_fn=None, rules=(),
           nonfinite="raise", preset: str = "") -> ChainOptimizer:
     """A :class:`ChainOptimizer`: ``matrix_chain`` for the matrix parameters, AdamW for the rest
     (``matrix_chain=None``: every parameter to AdamW, the ``adamw`` preset)."""

@@ -8,7 +8,7 @@ __all__ = ["adamw"]
 
 
 def adamw(params, *, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 1e-2, nonfinite: str = "raise", head=None, split_qkv=True,
+          weight_decay: float = 1e-2, nonfinite: str = "raise", head=None, split_qkv=False,
           include=None, exclude=None, label_fn=None, rules=()) -> ChainOptimizer:
     """AdamW (Loshchilov & Hutter, arXiv 1711.05101) with torch.optim.AdamW's defaults.
 
