@@ -348,3 +348,16 @@ def test_routing_table_prints_and_exports():
         routing_table([1, 2])
     with pytest.raises(KeyError):
         t["nope"]
+
+
+def test_routing_table_of_torch_optimizers():
+    m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    sgd = torch.optim.SGD([{"params": [m[0].weight]}, {"params": list(m[2].parameters())}], lr=0.1)
+    t = routing_table(sgd, model=m)
+    assert [(r.name, r.label, r.shape) for r in t] == [
+        ("0.weight", "group0", (8, 4)), ("2.weight", "group1", (2, 8)), ("2.bias", "group1", (2,))]
+    assert "SGD" in t["0.weight"].why and t["0.weight"].view is None
+    assert [r.name for r in routing_table(torch.optim.AdamW(m.parameters()))] == [
+        "group0.0", "group0.1", "group0.2", "group0.3"]
+    with pytest.raises(TypeError, match="apply to a model"):
+        routing_table(sgd, head=None)

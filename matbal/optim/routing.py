@@ -204,8 +204,9 @@ def _explicit_heads(head, candidates: list[str]) -> dict[str, str]:
     for pat in pats:
         hit = [n for n in candidates if n == pat or fnmatch.fnmatchcase(n, pat)]
         if not hit:
+            more = " …" if len(candidates) > 8 else ""
             raise ValueError(f"head={pat!r} matches no module with a matrix parameter "
-                             f"(candidates: {candidates[:8]}{' …' if len(candidates) > 8 else ''})")
+                             f"(candidates: {candidates[:8]}{more})")
         for n in hit:
             found[n] = f"head={pat!r}"
     return found
@@ -329,10 +330,12 @@ def split_params(params, **opts) -> dict[str, tuple[list[str], list[torch.Tensor
     return out
 
 
-def routing_table(model_or_optimizer, **opts) -> RoutingTable:
+def routing_table(model_or_optimizer, *, model: nn.Module | None = None, **opts) -> RoutingTable:
     """A printable :class:`RoutingTable` for a model (``opts`` as :func:`route`) or for an
     optimizer: a preset's own routing (with the reasons), or, for any other
-    ``torch.optim.Optimizer``, one row per parameter from its param groups.
+    ``torch.optim.Optimizer``, one row per parameter from its param groups — named by the group's
+    ``names`` key, else by ``model`` (its parameter names), else ``group<g>.<i>``; labelled by the
+    group's ``label`` (matbal) or ``"group<g>"``.
 
     >>> import torch
     >>> from matbal.optim import muon
@@ -348,15 +351,18 @@ def routing_table(model_or_optimizer, **opts) -> RoutingTable:
     if opts:
         raise TypeError(f"routing options {sorted(opts)} apply to a model, not an optimizer")
     table = getattr(model_or_optimizer, "routing", None)
-    if isinstance(table, RoutingTable):
+    if isinstance(table, RoutingTable) and model is None:
         return table
-    routes = []
+    by_id = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+    routes, params = [], []
     for gi, g in enumerate(model_or_optimizer.param_groups):
-        names = g.get("names") or [f"group{gi}.{i}" for i in range(len(g["params"]))]
+        ps = list(g["params"])
+        names = g.get("names") or [by_id.get(id(p), f"group{gi}.{i}") for i, p in enumerate(ps)]
         matrix = bool(g.get("matrix", False))
-        views = g.get("views") or [None] * len(g["params"])
-        for p, name, v in zip(g["params"], names, views):
-            routes.append(Route(name, tuple(p.shape), "matrix" if matrix else
-                                str(g.get("label") or "adamw" if "chain" in g else f"group{gi}"),
-                                parse_view(v) if matrix else None, f"param group {gi}"))
-    return RoutingTable(routes, [p for g in model_or_optimizer.param_groups for p in g["params"]])
+        views = g.get("views") or [None] * len(ps)
+        label = "matrix" if matrix else str(g.get("label") or f"group{gi}")
+        for p, name, v in zip(ps, names, views):
+            routes.append(Route(name, tuple(p.shape), label, parse_view(v) if matrix else None,
+                                f"param group {gi} of {type(model_or_optimizer).__name__}"))
+        params += ps
+    return RoutingTable(routes, params)

@@ -68,7 +68,8 @@ def build(params, matrix_chain: Chain | None, *, lr: float, adamw_lr=None,
                            "lr": opts.get("lr", lr), "matrix": True, "label": "matrix",
                            "views": [r.view.spec for r in spec.routes]})
         else:
-            chain = adamw_chain(betas=opts.get("betas", adamw_betas), eps=opts.get("eps", adamw_eps),
+            chain = adamw_chain(betas=opts.get("betas", adamw_betas),
+                                eps=opts.get("eps", adamw_eps),
                                 weight_decay=opts.get("weight_decay", adamw_weight_decay))
             groups.append({"params": spec.params, "names": [r.name for r in spec.routes],
                            "lr": opts.get("lr", lr if adamw_lr is None else adamw_lr),
