@@ -65,26 +65,30 @@ def test_weight_decay_inside_a_chain_sees_the_transposed_view():
 
 @pytest.mark.parametrize("name", MATRIX_PRESETS)
 def test_split_fused_qkv_equals_three_separate_matrices(name):
-    """Every matrix preset on a fused (3d, d) QKV with split_qkv=True = the same preset on
-    separate Q, K, V projections (momentum, NS, balancing, scaling, post-normalization per block)."""
+    """Every matrix preset on two fused (3d, d) QKV weights with split_qkv=True = the same preset
+    on separate Q, K, V projections (momentum, NS, balancing, scaling, post-normalization per
+    block; two same-shape fused weights are stacked into one (2, 3, d, d) batch)."""
     torch.manual_seed(2)
-    fused = FusedAttn().double()
-    sep = nn.Module()
-    for i, k in enumerate("qkv"):
-        setattr(sep, k, nn.Linear(D, D, bias=False).double())
-        with torch.no_grad():
-            getattr(sep, k).weight.copy_(fused.qkv.weight[i * D:(i + 1) * D])
+    fused = nn.ModuleList([FusedAttn(), FusedAttn()]).double()
+    sep = nn.ModuleList([nn.Module(), nn.Module()])
+    for layer, f in zip(sep, fused):
+        for i, k in enumerate("qkv"):
+            setattr(layer, k, nn.Linear(D, D, bias=False).double())
+            with torch.no_grad():
+                getattr(layer, k).weight.copy_(f.qkv.weight[i * D:(i + 1) * D])
+    w0 = [f.qkv.weight.detach().clone() for f in fused]
     kw = dict(lr=0.02, head=None, split_qkv=True, **opts(name))
-    w0 = fused.qkv.weight.detach().clone()
     a = PRESETS[name](fused, **kw)
     b = PRESETS[name](sep, **kw)
-    assert routing_table(a)["qkv.weight"].view.spec == "split3"
-    grads = [torch.randn(3 * D, D, dtype=torch.float64) for _ in range(3)]
-    run(a, [fused.qkv.weight], [[g] for g in grads])  # proj gets no gradient: not stepped
-    run(b, [sep.q.weight, sep.k.weight, sep.v.weight], [list(g.split(D)) for g in grads])
-    got = torch.cat([sep.q.weight, sep.k.weight, sep.v.weight])
-    torch.testing.assert_close(fused.qkv.weight, got, rtol=0, atol=1e-10)
-    assert (fused.qkv.weight - w0).abs().max() > 1e-3
+    assert routing_table(a)["1.qkv.weight"].view.spec == "split3"
+    grads = [[torch.randn(3 * D, D, dtype=torch.float64) for _ in fused] for _ in range(3)]
+    run(a, [f.qkv.weight for f in fused], grads)  # proj gets no gradient: not stepped
+    run(b, [getattr(layer, k).weight for layer in sep for k in "qkv"],
+        [[blk for g in gs for blk in g.split(D)] for gs in grads])
+    for f, layer, w in zip(fused, sep, w0):
+        got = torch.cat([layer.q.weight, layer.k.weight, layer.v.weight])
+        torch.testing.assert_close(f.qkv.weight, got, rtol=0, atol=1e-10)
+        assert (f.qkv.weight - w).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -321,3 +325,36 @@ def test_scale_by_shape_accepts_a_callable():
         warnings.simplefilter("error")
         m.fc1.weight.grad = torch.ones_like(m.fc1.weight)
         opt.step()
+
+
+def test_state_dict_round_trip_with_views():
+    import io
+
+    def make():
+        torch.manual_seed(5)
+        model = GPT2Like().double()
+        return model, muon(model, split_qkv=True, lr=0.05, **F64)
+
+    def grads(model, seed):
+        g = torch.Generator().manual_seed(seed)
+        for p in model.parameters():
+            p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+
+    ma, a = make()
+    for s in range(2):
+        grads(ma, s)
+        a.step()
+    buf = io.BytesIO()
+    torch.save({"model": ma.state_dict(), "opt": a.state_dict()}, buf)
+    buf.seek(0)
+    ck = torch.load(buf, weights_only=True)
+    g0 = ck["opt"]["param_groups"][0]
+    assert dict(zip(g0["names"], g0["views"]))["h.0.attn.c_attn.weight"] == "transpose+split3"
+    mb, b = make()
+    mb.load_state_dict(ck["model"])
+    b.load_state_dict(ck["opt"])
+    for m, opt in ((ma, a), (mb, b)):
+        grads(m, 7)
+        opt.step()
+    for (n, p), q in zip(ma.named_parameters(), mb.parameters()):
+        assert torch.equal(p, q), n

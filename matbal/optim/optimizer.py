@@ -37,8 +37,8 @@ import torch
 from ..kernels._checks import check_choice, check_positive
 from .chain import Chain
 from .transforms.base import StepContext
-from .views import MATRIX, parse_view
 from .transforms.weight_decay import AddDecayedWeights
+from .views import MATRIX, parse_view
 
 __all__ = ["ChainOptimizer"]
 
