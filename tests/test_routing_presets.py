@@ -145,10 +145,16 @@ def test_named_parameters_route_by_name():
                                     "head.weight": "adamw", "head.bias": "adamw"}
     emb = nn.Module()
     emb.wte = nn.Embedding(10, 4)
+    emb.embed_tokens = nn.Embedding(10, 4)
     emb.body = nn.Linear(4, 4)
     with pytest.warns(RoutingWarning, match="head="):  # no head by name: say so
         t = routing_table(muon(emb.named_parameters()))
-    assert t["wte.weight"].label == "adamw" and t["body.weight"].label == "matrix"
+    assert t.labels() == {"wte.weight": "adamw", "embed_tokens.weight": "adamw",
+                          "body.weight": "matrix", "body.bias": "adamw"}
+    with no_warnings():
+        t = routing_table(muon(emb.named_parameters(), head=None, exclude="body.weight",
+                               include="wte.*"))
+    assert t.labels()["wte.weight"] == "matrix" and t.labels()["body.weight"] == "adamw"
 
 
 def test_plain_tensor_list_routes_by_ndim():

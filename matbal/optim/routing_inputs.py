@@ -4,7 +4,7 @@
 
 - an ``nn.Module``: routed by module type (:func:`matbal.optim.route`); names kept;
 - ``model.named_parameters()`` (``(name, tensor)`` pairs): routed by ``ndim`` and names only —
-  ≥2-D → matrix, except names with an embedding component (``wte``, ``embed``, …) or a head
+  ≥2-D → matrix, except names with an embedding component (``embed_tokens``, ``wte``, …) or a head
   component (``HEAD_NAMES``), which go to AdamW; no module types are known, so pass the model
   itself for Conv1D / fused-QKV / tied-weight handling;
 - a list of tensors: ≥2-D → matrix, others → AdamW (named ``p0``, ``p1``, … by position);
@@ -32,7 +32,7 @@ from torch import nn
 
 from .routing import (LABELS, SMALL, Route, RoutingWarning, _apply_overrides, _explicit_heads,
                       _head_warning, route)
-from .routing_rules import EMBEDDING_NAMES, HEAD_NAMES, TOP_LEVEL_HEAD_NAMES
+from .routing_rules import HEAD_NAMES, TOP_LEVEL_HEAD_NAMES, is_embedding_name
 from .views import MATRIX
 
 __all__ = ["ParamGroupSpec", "normalize_params", "GROUP_FLAGS", "GROUP_OPTIONS"]
@@ -80,7 +80,7 @@ def _name_routes(pairs, *, head, include, exclude, label_fn, named: bool, force:
             routes.append(Route(name, tuple(p.shape), force, None, f"{force} preset"))
         elif p.ndim < 2:
             routes.append(Route(name, tuple(p.shape), "adamw", None, SMALL))
-        elif any(c in EMBEDDING_NAMES for c in name.split(".")):
+        elif is_embedding_name(name):
             routes.append(Route(name, tuple(p.shape), "adamw", None,
                                 "embedding (by name; no module type known): AdamW"))
         else:

@@ -40,7 +40,7 @@ from torch import nn
 from .views import MATRIX, MatrixView
 
 __all__ = ["Rule", "RULES", "HEAD_NAMES", "TOP_LEVEL_HEAD_NAMES", "QKV_NAMES", "EMBEDDING_NAMES",
-           "rule_for", "is_hf_conv1d"]
+           "rule_for", "is_hf_conv1d", "is_embedding_name"]
 
 HEAD_NAMES = ("lm_head", "head", "classifier", "fc_out", "output", "out_head", "score")
 """Module names (any depth, last component) read as the output head."""
@@ -50,8 +50,19 @@ QKV_NAMES = ("c_attn", "qkv", "qkv_proj", "Wqkv", "in_proj", "to_qkv")
 """Module names of fused QKV projections laid out as contiguous ``[Q; K; V]`` row blocks
 (GPT-2 ``c_attn``, timm ``qkv``, MPT ``Wqkv``). Head-interleaved layouts (GPT-NeoX/BLOOM
 ``query_key_value``) are not listed: their row blocks are not Q, K, V."""
-EMBEDDING_NAMES = ("embed", "embedding", "embeddings", "wte", "wpe", "tok_embeddings")
-"""Parameter-name components read as embeddings when only names are known."""
+EMBEDDING_NAMES = ("embed", "wte", "wpe", "tok_emb", "pos_emb")
+"""When only names are known, a parameter is read as an embedding if a component of its name
+contains ``"embed"`` (``embed_tokens``, ``word_embeddings``, ``tok_embeddings``) or equals one of
+the others (nanoGPT's ``wte``/``wpe``, minGPT's ``tok_emb``/``pos_emb``)."""
+
+
+def is_embedding_name(name: str) -> bool:
+    """Whether a parameter name reads as an embedding (see ``EMBEDDING_NAMES``).
+
+    >>> is_embedding_name("model.embed_tokens.weight"), is_embedding_name("fc.weight")
+    (True, False)
+    """
+    return any("embed" in c or c in EMBEDDING_NAMES for c in name.split("."))
 
 
 def is_hf_conv1d(module: nn.Module) -> bool:
