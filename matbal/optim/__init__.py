@@ -2,7 +2,8 @@
 
 Presets: :func:`adamw`, :func:`muon`, :func:`muoneq`, :func:`reg`, :func:`normuon`, :func:`rmnp`,
 :func:`sinkgd`, :func:`polargrad`. Your own: ``ChainOptimizer(groups)`` with a :class:`Chain` of
-transforms from :mod:`matbal.optim.transforms`.
+transforms from :mod:`matbal.optim.transforms`. Which parameters a preset trains as matrices, and
+how it sees them: :func:`routing_table` (rules: :mod:`matbal.optim.routing_rules`).
 
 A new preconditioner in a few lines ("RACS with p = ∞, then 3 Polar Express steps"):
 
@@ -19,7 +20,12 @@ from .chain import Chain
 from .optimizer import ChainOptimizer
 from .presets import PRESETS, adamw, muon, muoneq, normuon, polargrad, reg, rmnp, sinkgd
 from .presets._build import build
-from .routing import label_params, split_params
+from .routing import (Route, RoutingTable, RoutingWarning, label_params, route, routing_table,
+                      split_params)
+from .routing_rules import RULES, Rule
+from .views import MatrixView
 
-__all__ = ["Chain", "ChainOptimizer", "build", "label_params", "split_params", "PRESETS",
-           "adamw", "muon", "muoneq", "reg", "normuon", "rmnp", "sinkgd", "polargrad"]
+__all__ = ["Chain", "ChainOptimizer", "build", "label_params", "split_params", "route",
+           "routing_table", "Route", "RoutingTable", "RoutingWarning", "Rule", "RULES",
+           "MatrixView", "PRESETS", "adamw", "muon", "muoneq", "reg", "normuon", "rmnp", "sinkgd",
+           "polargrad"]

@@ -4,7 +4,10 @@ The shell only keeps books — param groups, per-parameter state, step counts, `
 applies ``p ← p − lr·u`` where ``u`` is what the group's chain returns (a trailing
 ``add_decayed_weights(λ)`` is applied as ``p ← p(1 − lr·λ) − lr·u``: the same update, one pass
 fewer). Matrix groups
-(``matrix=True``) hand the chain 2-D views ``(out, in·k·k)`` of the gradients.
+(``matrix=True``) hand the chain each gradient through its matrix view (group key ``views``: one
+:class:`~matbal.optim.views.MatrixView` spec per parameter, default ``"matrix"``: ``(out, in·k·k)``;
+``"transpose"``: HF Conv1D; ``"split3"``: fused QKV as a ``(3, d, d)`` batch) and write the
+chain's output back in the stored layout.
 
 Guarantees:
 - ``p.grad`` is never modified; a zero gradient gives a zero direction (weight decay aside);
@@ -37,10 +40,11 @@ from typing import Any
 
 import torch
 
-from ..kernels._checks import check_choice, check_positive, matrix_view
+from ..kernels._checks import check_choice, check_positive
 from .chain import Chain
 from .transforms.base import StepContext
 from .transforms.weight_decay import AddDecayedWeights
+from .views import MATRIX, parse_view
 
 __all__ = ["ChainOptimizer"]
 
@@ -52,7 +56,8 @@ class ChainOptimizer(torch.optim.Optimizer):
     ----------
     params : iterable of tensors or of dicts (param groups). Group keys: ``chain`` (a
         :class:`Chain`), ``lr``, ``matrix`` (bool: flatten to 2-D), ``names`` (list of str),
-        ``label`` (str, e.g. ``"matrix"``/``"adamw"``), and any user keys.
+        ``label`` (str, e.g. ``"matrix"``/``"adamw"``), ``views`` (matrix groups: one view spec
+        per parameter, see :func:`matbal.optim.views.parse_view`), and any user keys.
     chain, lr, matrix : defaults for groups that do not set them.
     nonfinite : ``"raise"`` or ``"skip"`` (see module docstring).
     """
@@ -63,7 +68,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         check_choice(nonfinite, "nonfinite", ("raise", "skip"))
         self.nonfinite = nonfinite
         self._refused: set[int] | None = None  # set during step(): ids of params to skip
-        defaults = {"lr": lr, "chain": chain, "matrix": matrix, "names": None, "label": None}
+        defaults = {"lr": lr, "chain": chain, "matrix": matrix, "names": None, "label": None,
+                    "views": None}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -86,6 +92,29 @@ class ChainOptimizer(torch.optim.Optimizer):
             if g["matrix"] and p.ndim < 2:
                 raise ValueError(f"parameter {name} has shape {tuple(p.shape)}: a matrix group "
                                  "needs >= 2-D parameters (route it to AdamW)")
+        self._set_views(g)
+
+    def _set_views(self, g: dict) -> None:
+        """Parse and check the group's matrix views; kept by parameter identity so that any
+        subset of a group (a rank's share) finds its views."""
+        if not g["matrix"]:
+            g["views"] = None
+            return
+        specs = g["views"] if g["views"] is not None else ["matrix"] * len(g["params"])
+        if isinstance(specs, str) or len(specs) != len(g["params"]):
+            raise ValueError(f"views must be a list with one spec per parameter "
+                             f"({len(g['params'])}), got {specs!r}")
+        views = [parse_view(v) for v in specs]
+        for p, name, v in zip(g["params"], g["names"], views):
+            v.check(p.shape, f"parameter {name}")
+        g["views"] = [v.spec for v in views]
+        if "_views" not in self.__dict__:
+            self._views = {}
+        self._views.update((id(p), v) for p, v in zip(g["params"], views))
+
+    def matrix_view(self, p: torch.Tensor):
+        """The :class:`~matbal.optim.views.MatrixView` of a matrix-group parameter ``p``."""
+        return self.__dict__.get("_views", {}).get(id(p), MATRIX)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -141,7 +170,9 @@ class ChainOptimizer(torch.optim.Optimizer):
             return
         chain: Chain = group["chain"]
         matrix = bool(group["matrix"])
-        updates = [matrix_view(p.grad) if matrix else p.grad for p in params]
+        views = [self.matrix_view(p) for p in params] if matrix else None
+        updates = [v.matrix(p.grad) for p, v in zip(params, views)] if matrix else \
+            [p.grad for p in params]
         states, steps = [], []
         for p, u in zip(params, updates):
             st = self.state[p]
@@ -151,12 +182,15 @@ class ChainOptimizer(torch.optim.Optimizer):
             st["step"] += 1
             states.append(st)
             steps.append(st["step"])
-        ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix)
+        ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix,
+                          views=views)
         head, decay = _split_trailing_decay(chain)
         out = head(updates, states, ctx) if head is not None else updates
         lr = float(group["lr"])
         if decay:
             torch._foreach_mul_(params, 1.0 - lr * decay)
+        if matrix:
+            out = [v.storage(u, p.shape) for p, v, u in zip(params, views, out)]
         torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
                             alpha=-lr)
 
@@ -233,7 +267,8 @@ def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
         keys = set(st) - {"skipped"}
         if not keys:  # never stepped (only skipped, or nothing)
             continue
-        want = {"step": 0, **_init_state(g["chain"], p, bool(g["matrix"]))}
+        view = opt.matrix_view(p) if g["matrix"] else None
+        want = {"step": 0, **_init_state(g["chain"], p, view)}
         missing = sorted(set(want) - keys)
         if missing:
             raise ValueError(f"parameter {name}: state_dict lacks state {missing} that this "
@@ -249,10 +284,11 @@ def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
                                  "from a model with other shapes")
 
 
-def _init_state(chain: Chain, p: torch.Tensor, matrix: bool) -> dict[str, Any]:
-    """The state ``chain.init`` gives ``p`` (its matrix view in a matrix group), built on the
-    meta device (no memory) unless a transform's ``init`` needs real data."""
-    shape = (p.shape[0], math.prod(p.shape[1:])) if matrix else tuple(p.shape)
+def _init_state(chain: Chain, p: torch.Tensor, view) -> dict[str, Any]:
+    """The state ``chain.init`` gives ``p`` (through its :class:`~matbal.optim.views.MatrixView`
+    ``view`` in a matrix group, ``None`` otherwise), built on the meta device (no memory) unless a
+    transform's ``init`` needs real data."""
+    shape = view.matrix_shape(p.shape) if view is not None else tuple(p.shape)
     try:
         return chain.init(torch.empty(shape, dtype=p.dtype, device="meta"))
     except (RuntimeError, NotImplementedError):

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from ...optim.optimizer import ChainOptimizer
+from ...optim.views import named_blocks
 from .placement import KINDS, instrument, strip
 
 __all__ = ["Instrument", "ALL_KINDS", "HOOK_KINDS", "check_kinds", "check_every", "is_due",
@@ -280,12 +281,12 @@ class Instrument:
         self.optimizer = None
 
     def _tap(self, gi: int, group: dict, kind: str, updates, ctx) -> None:
-        matrix = ctx.matrix
         items = []
         for name, t, u, p in zip(ctx.names, ctx.steps, updates, ctx.params):
             name = self._names.get(id(p), name)
-            if self.layer_selected(name) and (matrix or u.ndim >= 2):
-                items.append((name, t, u if matrix else u.reshape(u.shape[0], -1), p))
+            if self.layer_selected(name) and (ctx.matrix or u.ndim >= 2):
+                m = u if ctx.matrix else u.reshape(u.shape[0], -1)
+                items += [(bn, t, b, p) for bn, b in named_blocks(name, m)]  # qkv split: name[q]…
         if items:
             self._observe(gi, kind, items)
 

@@ -11,13 +11,14 @@ __all__ = ["muon"]
 def muon(params, *, lr: float = 1e-3, momentum: float = 0.95, nesterov: bool = True,
          weight_decay: float = 0.1, schedule="muon", ns_steps: int = 5, ns_dtype="auto",
          ns_form: str = "standard",
-         eps: float = 1e-7, shape_rule: str = "original", **adamw_opts):
+         eps: float = 1e-7, shape_rule="original", **adamw_opts):
     """Muon (Keller Jordan 2024; ``torch.optim.Muon``; github KellerJordan/Muon).
 
     Momentum convention: **EMA** ``B ← lerp(B, G, 1−μ)``, Nesterov ``U = lerp(G, B, μ)``.
     Then ``O = NS_k(U)`` (schedule ``"muon"``: (3.4445, −4.7750, 2.0315) × 5, Frobenius
     normalization), shape scale ``√max(1, m/n)`` (``"original"``) or ``0.2·√max(m, n)``
-    (``"match_rms_adamw"``, Moonlight arXiv 2502.16982), and ``W ← W(1 − lr·λ) − lr·scale·O``.
+    (``"match_rms_adamw"``, Moonlight arXiv 2502.16982) or any ``shape_rule(m, n) -> float``
+    (:func:`~matbal.optim.transforms.scale_by_shape`), and ``W ← W(1 − lr·λ) − lr·scale·O``.
 
     NS dtype (``ns_dtype="auto"``): bf16 on CUDA, like torch.optim.Muon; float32 on CPU (torch
     always uses bf16, ~100× slower on CPUs without bf16 matmul); ``ns_dtype=torch.bfloat16``

@@ -35,7 +35,8 @@ class StepContext:
 
     ``params``: the parameters (original shapes); ``steps``: per-parameter step counts (1 on the
     first step); ``names``: parameter names (or ``"param<i>"``); ``group``: the param-group dict
-    (``lr`` and any user keys); ``matrix``: True when updates are 2-D matrix views.
+    (``lr`` and any user keys); ``matrix``: True when updates are matrix views; ``views``: each
+    parameter's :class:`~matbal.optim.views.MatrixView` (matrix groups), see :meth:`param_matrix`.
     """
 
     params: Sequence[torch.Tensor]
@@ -44,6 +45,15 @@ class StepContext:
     group: dict
     matrix: bool
     extras: dict = field(default_factory=dict)
+    views: Sequence | None = None
+
+    def param_matrix(self, i: int, like: torch.Tensor) -> torch.Tensor:
+        """Parameter ``i`` (detached) in the layout of its update ``like``: through its matrix
+        view (Conv1D transposed, fused QKV split) in matrix groups, else reshaped."""
+        p = self.params[i].detach()
+        if self.matrix and self.views is not None:
+            return self.views[i].matrix(p)
+        return p.reshape(like.shape)
 
     @property
     def lr(self) -> float:

@@ -17,7 +17,9 @@ __all__ = ["NorMuonNormalize", "NormalizeRMS", "normuon_normalize", "normalize_r
 
 
 def _rms(u: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(u.float(), dim=(-2, -1)) / (u.shape[-2] * u.shape[-1]) ** 0.5
+    """RMS of each matrix of ``(..., m, n)``, shaped ``(..., 1, 1)`` (a batch: one per block)."""
+    return (torch.linalg.vector_norm(u.float(), dim=(-2, -1), keepdim=True)
+            / (u.shape[-2] * u.shape[-1]) ** 0.5)
 
 
 class NormalizeRMS(Transform):
@@ -36,7 +38,7 @@ class NormalizeRMS(Transform):
             u2 = u if u.ndim >= 2 else u.reshape(1, -1)
             r = _rms(u2)
             scale = torch.where(r > self.eps, self.target / r.clamp_min(self.eps), 1.0)
-            out.append(u * scale.to(u.dtype))
+            out.append(u * scale.to(u.dtype).reshape(scale.shape if u.ndim >= 2 else ()))
         return out
 
 
@@ -55,7 +57,8 @@ class NorMuonNormalize(Transform):
         self.beta2, self.eps, self.rescale, self.target = float(beta2), eps, rescale, target
 
     def init(self, update):
-        return {"v": torch.zeros(update.shape[0], 1, dtype=torch.float32, device=update.device)}
+        return {"v": torch.zeros(*update.shape[:-1], 1, dtype=torch.float32,
+                                 device=update.device)}
 
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:
@@ -67,7 +70,10 @@ class NorMuonNormalize(Transform):
             v.lerp_(o.square().mean(dim=-1, keepdim=True), 1 - self.beta2)
             o_hat = o / (v.sqrt() + self.eps)
             if self.rescale == "frobenius":
-                o_hat = o_hat * (o.norm() / (o_hat.norm() + self.eps))
+                fro = (-2, -1)  # per matrix (a fused-QKV batch: per block)
+                o_hat = o_hat * (torch.linalg.vector_norm(o, dim=fro, keepdim=True)
+                                 / (torch.linalg.vector_norm(o_hat, dim=fro, keepdim=True)
+                                    + self.eps))
             else:
                 r = _rms(o_hat)
                 o_hat = o_hat * torch.where(r > 0, self.target / r.clamp_min(1e-30), 0.0)

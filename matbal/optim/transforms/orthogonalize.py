@@ -92,6 +92,8 @@ class Orthogonalize(Transform):
 
     def _ortho(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """NS (or polar) of one matrix, or of a list of same-shape ones (stacked result)."""
+        if isinstance(x, list) and x[0].ndim > 2:  # batches (fused QKV blocks): stack them
+            x = torch.stack(x)
         if self.exact:
             x = torch.stack(x) if isinstance(x, list) else x
             return polar(x).to(x.dtype)
@@ -111,7 +113,8 @@ class Orthogonalize(Transform):
             raise ValueError("orthogonalize needs matrix parameters (route others to AdamW)")
         out = map_by_shape(self._ortho, updates, batch=self.batch, stack=False)
         if self.nuclear_scale:
-            out = [o * (u.double() * o.double()).sum().to(o.dtype) for u, o in zip(updates, out)]
+            out = [o * (u.double() * o.double()).sum(dim=(-2, -1), keepdim=True).to(o.dtype)
+                   for u, o in zip(updates, out)]
         return out
 
 

@@ -15,7 +15,7 @@ __all__ = ["AddDecayedWeights", "add_decayed_weights"]
 
 
 class AddDecayedWeights(Transform):
-    """``u ↦ u + weight_decay·w`` (``w`` viewed in the update's shape)."""
+    """``u ↦ u + weight_decay·w`` (``w`` seen through the update's matrix view)."""
 
     name = "add_decayed_weights"
 
@@ -26,8 +26,8 @@ class AddDecayedWeights(Transform):
     def apply(self, updates, states, ctx: StepContext):
         if self.weight_decay == 0:
             return updates
-        return [u.add(p.detach().reshape(u.shape), alpha=self.weight_decay)
-                for u, p in zip(updates, ctx.params)]
+        return [u.add(ctx.param_matrix(i, u), alpha=self.weight_decay)
+                for i, u in enumerate(updates)]
 
 
 def add_decayed_weights(weight_decay: float = 0.0) -> AddDecayedWeights:
