@@ -138,12 +138,14 @@ def main(quick: bool = False, results_dir=None):
     )
     conditions = None
     if result == "holds under conditions":
+        gaps = ", ".join(f"{e_pub[k]:.4g} vs optimum {e_opt[k]:.4g} at {k} steps" for k in ks
+                         if e_pub[k] > e_opt[k] * (1 + cfg["optimal_rtol"]))
         conditions = (
-            "optimal as the paper constructs it — the greedy minimax design with a cushion "
-            f"({cfg['cushion']:.4g}) and the 1.01 safety/normalization for bf16; the exact "
-            "minimax schedule on [1e-3, 1] (matbal.design_schedule) has a smaller worst-case "
-            f"error at {', '.join(str(k) for k in ks if e_pub[k] > e_opt[k] * (1 + cfg['optimal_rtol']))}"
-            " steps; the bands hold")
+            "minimax optimality (the greedy theorem) belongs to the exact greedy Remez design, "
+            "which matbal.design_schedule computes; the published list is that design with a "
+            f"cushion ({cfg['cushion']:.4g}), shipped with the 1.01 safety and normalization, and "
+            f"is not minimax-optimal on [1e-3, 1]: worst error {gaps} (shipped with safety: "
+            + " / ".join(f"{pe[k]['worst_error']:.4g}" for k in ks) + "); the bands hold")
     claim = verdict(
         "PE-1", measured, result, conditions=conditions,
         criterion="base: PE bands within 0.005 of published, PE best registry schedule at 5/6 "
