@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import mpmath
@@ -89,8 +90,8 @@ __all__ = [
 #: The cushion of the published Polar Express list (arXiv 2505.16932 App. G).
 POLAR_EXPRESS_CUSHION = 0.02407327424182761
 #: ``design_schedule(1e-3, steps=8, **POLAR_EXPRESS_SETTINGS)`` reproduces the published list.
-POLAR_EXPRESS_SETTINGS = {"cushion": POLAR_EXPRESS_CUSHION, "safety": 1.01,
-                          "normalization_margin": 1.01}
+POLAR_EXPRESS_SETTINGS = MappingProxyType({"cushion": POLAR_EXPRESS_CUSHION, "safety": 1.01,
+                                           "normalization_margin": 1.01})
 
 _DPS = 50  # working digits of the Remez solve
 _FLAT = 5e-6  # 1 − ℓ/u below which the flat limit polynomial is used (reference code's rule)
@@ -262,7 +263,7 @@ def design_schedule(
                 c = [ci * k for ci in c]
             intervals.append((float(l), float(u)))
             l_next = _poly(c, l)
-            errors.append(float(1 - l_next))
+            errors.append(max(0.0, float(1 - l_next)))  # ≥ 0; below 1e-40 is working-precision noise
             coeffs.append(c)
             l, u = l_next, 2 - l_next
         out = []
