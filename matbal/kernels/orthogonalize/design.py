@@ -23,7 +23,8 @@ reference code's ``(3ρ+1)/4, (ρ+3)/4``). The solve runs in 50-digit arithmetic
 returned float64 coefficients are the optimum rounded once — the float64 solve is ill-conditioned
 as ``ρ → 1``. When ``1 − ρ ≤ 5e-6`` the step is the flat limit polynomial (``p(1) = 1``,
 ``p^{(k)}(1) = 0`` for ``k < m``: ``(3x − x³)/2``, ``(15x − 10x³ + 3x⁵)/8``) scaled to ``u``, as in
-the reference code (the optimum there differs from it by < 2e-16 for ``d = 5``).
+the reference code (at ``1 − ρ = 5e-6`` the flat quintic's error on ``[ρ, 1]`` is 3.1e-16 against
+the optimum's 1e-17; the flat cubic's 3.7e-11 against 4.7e-12).
 
 The paper's published list adds three practical changes, all optional here (``POLAR_EXPRESS_SETTINGS``):
 
