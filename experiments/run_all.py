@@ -25,7 +25,7 @@ EXPERIMENTS = [
 ]
 #: The ones that train models (their runs are cached under out/runs/; see matbal.lab.training).
 TRAINING = ["eq5_muoneq_gpt", "reg2_adamw_cosine", "reg3_finetune_shift",
-            "rm1_row_vs_polar_momenta", "recorded_equilibration"]
+            "rm1_row_vs_polar_momenta", "recorded_equilibration", "nm1_row_norms"]
 
 
 def load(name: str):

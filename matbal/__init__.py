@@ -50,6 +50,7 @@ from .kernels.orthogonalize import (
     cans_schedule,
     compose,
     describe,
+    design_schedule,
     get_schedule,
     newton_schulz,
     output_band,
@@ -69,7 +70,7 @@ __all__ = [
     # orthogonalization and schedules
     "newton_schulz", "polar", "Schedule", "SCHEDULES", "get_schedule", "cans_cubic",
     "cans_schedule", "compose", "predict_singular_values", "output_band", "worst_case_error",
-    "steps_to_accuracy", "lift_threshold", "describe",
+    "steps_to_accuracy", "lift_threshold", "describe", "design_schedule",
     # metrics
     "svdvals", "frobenius_norm", "stable_rank", "condition_number", "numerical_rank",
     "effective_rank", "x_min", "orthogonality_error", "OrthogonalityError", "imbalance",

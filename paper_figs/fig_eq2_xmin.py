@@ -27,10 +27,11 @@ def build(out_dir=None, results_dir=None):
     b.plot(xc, np.abs(1 - pc), color="k", lw=0.9, label=r"$1-P_5(x_{\min})$", zorder=1)
     for fam in res.unique("family"):
         mk, c = FAMILY_STYLE.get(fam, ("o", "gray"))
-        x = res.column("x_min", family=fam)
-        a.scatter(x, res.column("sigma_min_out", family=fam), marker=mk, color=c, s=14,
+        sel = {"family": fam, "dtype": "float32"}  # the results also hold bfloat16 runs
+        x = res.column("x_min", **sel)
+        a.scatter(x, res.column("sigma_min_out", **sel), marker=mk, color=c, s=14,
                   label=fam.replace("_", " "), zorder=2, alpha=0.8)
-        b.scatter(x, res.column("ns_error", family=fam), marker=mk, color=c, s=14, zorder=2, alpha=0.8)
+        b.scatter(x, res.column("ns_error", **sel), marker=mk, color=c, s=14, zorder=2, alpha=0.8)
     for ax in (a, b):
         ax.set_xscale("log")
         ax.axvline(x_half, color="gray", ls=":", lw=0.8)

@@ -46,9 +46,11 @@ def build(out_dir=None, results_dir=None):
         k = np.array([r["sweep"] for r in rows], dtype=float)
         h = np.array([r["residual"] for r in rows])
         ok = (k > 0) & (h > 0)
-        tri = c["kind"] == "triangular"
-        b.loglog(k[ok], h[ok], "-" if tri else "--", lw=1.1,
-                 label=f"{c['case']}" + (f" (slope {c['loglog_slope']:.2f})" if tri else " (control)"))
+        role = c.get("role", "slow" if c["kind"] == "triangular" else "control")
+        tag = (f" (slope {c['loglog_slope']:.2f})" if role == "slow"
+               else {"control": " (control)", "infeasible": " (infeasible, unmasked)"}[role])
+        b.loglog(k[ok], h[ok], {"slow": "-", "control": "--", "infeasible": ":"}[role], lw=1.1,
+                 label=f"{c['case']}{tag}")
     z = sk2.summary["zero_row_col"]
     rows = sk2.where(case=z["case"])
     k = np.array([r["sweep"] for r in rows], dtype=float)

@@ -6,6 +6,8 @@
 - :func:`polar` — exact ``UVᵀ`` via float64 SVD (the reference).
 - :mod:`.analysis` — the exact scalar predictor: ``predict_singular_values``, ``output_band``,
   ``worst_case_error``, ``steps_to_accuracy``.
+- :mod:`.design` — :func:`design_schedule`: the best ``k``-step schedule for ``[lo, hi]`` (greedy
+  minimax/Remez of Polar Express and CANS), and :func:`equioscillation`, its sympy certificate.
 - :mod:`.symbolic` — sympy: exact step polynomials, fixed points and their stability, extrema.
 
 Example
@@ -26,6 +28,13 @@ from .analysis import (
     steps_to_accuracy,
     lift_threshold,
     worst_case_error,
+)
+from .design import (
+    POLAR_EXPRESS_SETTINGS,
+    DesignedSchedule,
+    design_schedule,
+    equioscillation,
+    optimal_step,
 )
 from .newton_schulz import NORMALIZATIONS, newton_schulz, working_dtype
 from .polar import polar
@@ -58,4 +67,9 @@ __all__ = [
     "steps_to_accuracy",
     "lift_threshold",
     "describe",
+    "design_schedule",
+    "DesignedSchedule",
+    "optimal_step",
+    "equioscillation",
+    "POLAR_EXPRESS_SETTINGS",
 ]
