@@ -1,5 +1,6 @@
-"""REG-3: fine-tuning an AdamW-pretrained model on a shifted task — does REG behave like AdamW where
-Muon degrades?
+"""REG-3 at toy scale (a finding; the claim itself is settled on a real pretrained model by
+``reg3_minilm_finetune``): fine-tuning a from-scratch, AdamW-pretrained char GPT on a shifted task —
+does REG behave like AdamW where Muon degrades?
 
 Pretraining: the default char GPT (2 layers, width 64) trained by AdamW on the Python stdlib source
 (``data="code"``: the stdlib corpus in the vocabulary it shares with the docs). Fine-tuning task:
@@ -12,7 +13,8 @@ optimizer, AdamW first; Muon and REG keep their AdamW group (embeddings, gains) 
 lr; the lr with the lowest final new-task loss is run with 3 seeds (seeds change the batch order;
 one pretraining run).
 
-Criterion (pre-registered; σ = √(s_a² + s_b²) over seeds): on each metric — final new-task loss
+Earlier criterion (kept for this finding; the claim now uses paired intervals:
+σ = √(s_a² + s_b²) over seeds): on each metric — final new-task loss
 and final old-task loss — an optimizer "degrades" if its mean is worse than AdamW's by more than
 2σ. Holds if Muon degrades on at least one metric and REG degrades on none of those; fails if REG
 degrades wherever Muon does, or if Muon degrades on neither (the premise is not reproduced here).
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matbal.lab import experiment_cli, save_results, verdict
+from matbal.lab import experiment_cli, save_results
 from matbal.lab.training import (Arm, LossOn, eval_loss, mean_std, read_jsonl, run_arm,
                                  runs_root, separation, val_batches, weight_change)
 from matbal.train.checkpoint import load_checkpoint
@@ -31,6 +33,8 @@ from matbal.train.models import build_model
 from matbal.train.tasks import TaskConfig
 
 NAME = "reg3_finetune_shift"
+QUESTION = ("REG-3 at toy scale: fine-tuning a from-scratch AdamW-pretrained char GPT (width 64) on "
+            "a shifted text — does REG behave like AdamW where Muon degrades?")
 CONFIG = {
     "model": {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 64, "batch_size": 32},
     "pretrain": {"data": "code", "optimizer": "adamw", "lr": 0.003, "steps": 600,
@@ -164,18 +168,17 @@ def main(quick: bool = False, results_dir=None):
         f"{move['adamw']['rel_frobenius']:.2f} / {move['adamw']['rel_spectral']:.2f}, Muon "
         f"{move['muon']['rel_frobenius']:.2f} / {move['muon']['rel_spectral']:.2f}, REG "
         f"{move['reg']['rel_frobenius']:.2f} / {move['reg']['rel_spectral']:.2f}. {why}")
-    claim = verdict("REG-3", measured, result,
-                    criterion=f"an optimizer degrades on a metric (final new-task loss, final "
-                              f"old-task loss) if its mean is worse than AdamW's by > {k:g}σ, "
-                              f"σ = √(s_a²+s_b²); holds iff Muon degrades somewhere and REG "
-                              f"nowhere Muon does")
-    summary = {"before": before, "chosen_lr": chosen, "edge_of_grid": edge,
+    finding = (measured + f" By the earlier 2σ rule the toy-scale answer is '{result}'; a referee "
+               "reads it as inconclusive (one pretraining run of a 113 k-parameter model whose "
+               "weights move by more than their own norm) — REG-3 is settled on all-MiniLM-L6-v2 "
+               "(reg3_minilm_finetune).")
+    summary = {"question": QUESTION, "finding": finding, "before": before, "chosen_lr": chosen, "edge_of_grid": edge,
                "separation_vs_adamw": sep,
                "weights_median": move, "muon_degrades_on": muon_bad, "reg_degrades_on": reg_bad,
                "pretrain": {k2: pre_run[k2] for k2 in ("final_val_loss", "lr", "reused")},
                "scale_note": "one pretraining run (seed 0); fine-tuning seeds change the batch "
                              "order only"}
-    return save_results(NAME, rows, cfg, summary=summary, claims=[claim], results_dir=results_dir)
+    return save_results(NAME, rows, cfg, summary=summary, results_dir=results_dir)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("REG-2", "the REG update direction is closer to AdamW's than Muon's (cosine on recorded "
           "momenta)", "REG", "reg2_adamw_cosine", "fig_reg2_adamw_cosine"),
     Claim("REG-3", "fine-tuning an AdamW-pretrained model: REG keeps AdamW-like behaviour where Muon "
-          "degrades", "REG", "reg3_finetune_shift", "fig_reg3_finetune"),
+          "degrades", "REG", "reg3_minilm_finetune", "fig_reg3_minilm"),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
           "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
 )
@@ -93,6 +93,7 @@ CLAIMS: tuple[Claim, ...] = (
 #: Experiments that answer a question of our own (no claim id): rendered as findings.
 FINDINGS: tuple[tuple[str, str], ...] = (
     ("balance_limits", "fig_balance_limits"),
+    ("reg3_finetune_shift", "fig_reg3_finetune"),
 )
 
 
