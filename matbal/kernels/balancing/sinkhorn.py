@@ -141,8 +141,10 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
             "use log_domain=True or None"
         )
     u, v = scales_from_logs(
-        run_out.lu, run_out.lv, kern.log_s, 1.0, kern.live_r, kern.live_c, all_live=kern.all_live
+        run_out.lu, run_out.lv, kern.log_s, 1.0, kern.live_r, kern.live_c,
+        all_live=kern.all_live,
     )
+    u, v = u.to(kern.k.dtype), v.to(kern.k.dtype)  # computed in float64, rounded once
     return finish(
         x=b,
         r=u,

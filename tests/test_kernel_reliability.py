@@ -1,0 +1,109 @@
+"""Regression tests for the kernel defects of the reliability pass: racs on inputs balanced only
+up to a scalar, batch independence and an honest ``converged``; norms of finite inputs whose
+squares overflow; knight_ruiz on extreme column scales; dtypes torch cannot compute with and
+unvalidated option strings. References are float64 and computed here, independently."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import matbal
+from matbal.kernels.balancing import balance, racs
+
+F64 = torch.float64
+
+
+def gauss(*shape, seed=0, dtype=F64):
+    return torch.randn(*shape, dtype=F64, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+def target_dev(y, p=2.0):
+    """float64: max relative deviation of row/column p-norms from n^(1/p), m^(1/p) (per matrix)."""
+    y = y.double()
+    m, n = y.shape[-2:]
+    rows = torch.linalg.vector_norm(y, p, dim=-1) / n ** (1 / p)  # 1 / inf == 0: target 1
+    cols = torch.linalg.vector_norm(y, p, dim=-2) / m ** (1 / p)
+    return torch.maximum((rows - 1).abs().amax(-1), (cols - 1).abs().amax(-1))
+
+
+# ---------------------------------------------------------------------------------------------
+# racs: balanced up to a scalar
+
+def _scalar_balanced():
+    q, _ = torch.linalg.qr(gauss(5, 5, seed=1))
+    sign = torch.where(gauss(4, 6, seed=2) > 0, 1.0, -1.0).double()
+    return {
+        "100*eye(3)": (100 * torch.eye(3, dtype=F64), math.sqrt(3) * torch.eye(3, dtype=F64)),
+        "1x1": (torch.tensor([[-250.0]], dtype=F64), torch.tensor([[-1.0]], dtype=F64)),
+        "7*sign": (7 * sign, sign),
+        "0.01*orthogonal": (0.01 * q, math.sqrt(5) * q),
+        "1e20*ones": (torch.full((3, 8), 1e20, dtype=F64), torch.ones(3, 8, dtype=F64)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_scalar_balanced()))
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("log_domain", [None, True, False])
+def test_racs_reaches_targets_when_balanced_up_to_a_scalar(name, dtype, log_domain):
+    x, want = _scalar_balanced()[name]
+    if log_domain is False and dtype == torch.float32 and name == "1e20*ones":
+        pytest.skip("(1e20)^2 overflows float32's plain domain: log_domain=False is not for it")
+    res = racs(x.to(dtype), log_domain=log_domain)
+    assert res.converged
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(res.matrix.double(), want, rtol=4 * tol, atol=4 * tol)
+    assert float(target_dev(res.matrix)) <= tol
+
+
+def test_balance_racs_reaches_targets():
+    res = balance(100 * torch.eye(3), method="racs")
+    torch.testing.assert_close(res.matrix, math.sqrt(3) * torch.eye(3))
+    assert res.iterations >= 1 and res.history[0] > 1
+
+
+@pytest.mark.parametrize("p", [1, 2, math.inf])
+def test_racs_batch_element_equals_its_result_alone(p):
+    # a matrix balanced up to a scalar batched with an extreme companion that forces the
+    # pre-scaled (or log) domain on the whole batch: each element equals its result alone
+    plain = torch.full((8, 64), 3.0)
+    wild = gauss(8, 64, seed=3, dtype=torch.float32) * 1e30
+    tiny = gauss(8, 64, seed=4, dtype=torch.float32) * torch.logspace(-30, 0, 64)
+    batch = racs(torch.stack([plain, wild, tiny]), p=p)
+    for k, x in enumerate((plain, wild, tiny)):
+        alone = racs(x, p=p)
+        torch.testing.assert_close(batch.matrix[k], alone.matrix, rtol=2e-6, atol=1e-6)
+        assert bool(batch.residual[k] <= 1e-6) == bool(alone.residual <= 1e-6)
+    q = 1.0 if p == math.inf else p
+    torch.testing.assert_close(
+        batch.matrix[0].double().norm(p=p, dim=1), torch.full((8,), 64 ** (1 / q) if p != math.inf else 1.0, dtype=F64),
+        rtol=1e-6, atol=0,
+    )
+
+
+def test_converged_describes_the_returned_matrix():
+    # float32 input pre-scaled by 1e30: the iterate met rtol, and the returned matrix must too
+    # (a float32 log of the pre-scale once put a common 4e-6 error on every scale)
+    cases = [gauss(8, 64, seed=s, dtype=torch.float32) * 1e30 for s in range(3)]
+    cases += [gauss(64, 32, seed=s, dtype=torch.float32) for s in range(3)]
+    cases += [gauss(40, 200, seed=s, dtype=torch.float32) * torch.logspace(-3, 3, 200) for s in range(3)]
+    for x in cases:
+        for rtol in (1e-6, 3e-7):
+            res = racs(x, rtol=rtol, max_iter=500, warn=False)
+            measured = float(target_dev(res.matrix))
+            assert res.converged and measured <= rtol
+            # the reported residual is the returned matrix's, to the documented float32-sum
+            # accuracy (within which a float64 measurement decides)
+            band = max(rtol / 4, 2 * torch.finfo(torch.float32).eps)
+            assert abs(res.residual.item() - measured) <= band
+            assert res.history[-1].item() == res.residual.item()
+
+
+def test_rtol_below_the_rounding_floor_is_reported_not_converged():
+    x = gauss(64, 32, seed=5, dtype=torch.float32)
+    with pytest.warns(matbal.ConvergenceWarning, match="returned matrix|stalled"):
+        res = racs(x, rtol=1e-9, max_iter=60)
+    assert not res.converged
+    assert float(target_dev(res.matrix)) > 1e-9
