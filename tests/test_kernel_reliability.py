@@ -107,3 +107,50 @@ def test_rtol_below_the_rounding_floor_is_reported_not_converged():
         res = racs(x, rtol=1e-9, max_iter=60)
     assert not res.converged
     assert float(target_dev(res.matrix)) > 1e-9
+
+
+# ---------------------------------------------------------------------------------------------
+# finite inputs whose norms overflow the dtype (scale before squaring, as LAPACK's nrm2)
+
+HUGE = [torch.full((2, 9), 2e38), torch.tensor([[3e38, -3e38, 1.0], [1e-30, 0.0, 2e38]])]
+
+
+@pytest.mark.parametrize("k", range(len(HUGE)))
+def test_normalize_finite_rows_whose_norm_overflows(k):
+    x = HUGE[k]
+    keep = x.clone()
+    for fn, dim in ((matbal.normalize_rows, 1), (matbal.normalize_cols, 0)):
+        out = fn(x)
+        ref = x.double() / x.double().norm(dim=dim, keepdim=True)
+        torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=1e-7)
+    assert torch.equal(x, keep)
+
+
+@pytest.mark.parametrize("k", range(len(HUGE)))
+def test_imbalance_and_one_shot_histories_finite_when_norms_overflow(k):
+    from matbal.kernels.metrics.imbalance import imbalance
+
+    x = HUGE[k]
+    xd = x.double()
+    rows, cols = xd.norm(dim=1), xd.norm(dim=0)
+    want = max(float((rows / rows.mean() - 1).abs().max()), float((cols / cols[cols > 0].mean() - 1).abs()[cols > 0].max()))
+    got = imbalance(x)
+    assert float(got.residual) == pytest.approx(want, rel=1e-5, abs=1e-6)
+    assert float(matbal.spectrum_report(x).imbalance_residual) == pytest.approx(want, rel=1e-5, abs=1e-6)
+    for method in ("rows", "cols", "rc", "aol"):
+        res = balance(x, method=method)
+        assert bool(torch.isfinite(res.history).all()), method
+        assert float(res.history[0]) == pytest.approx(want, rel=1e-5, abs=1e-6)
+        assert bool(torch.isfinite(res.matrix).all())
+
+
+def test_lower_spectral_estimate_never_above_sigma1():
+    from matbal.kernels.metrics import quick_stats, spectral_norm_estimate
+
+    x = torch.full((2, 9), 2e38)  # sigma_1 = 8.5e38 > float32 max
+    sigma1 = float(torch.linalg.matrix_norm(x.double(), 2))
+    lo = spectral_norm_estimate(x, iters=5, kind="lower").value
+    assert bool(torch.isfinite(lo)) and float(lo) <= sigma1
+    assert float(lo) == float(torch.finfo(torch.float32).max)
+    assert float(quick_stats(x).spectral_lower) <= sigma1
+    assert float(spectral_norm_estimate(x, iters=5, kind="upper").value) >= sigma1
