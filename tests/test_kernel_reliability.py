@@ -154,3 +154,22 @@ def test_lower_spectral_estimate_never_above_sigma1():
     assert float(lo) == float(torch.finfo(torch.float32).max)
     assert float(quick_stats(x).spectral_lower) <= sigma1
     assert float(spectral_norm_estimate(x, iters=5, kind="upper").value) >= sigma1
+
+
+# ---------------------------------------------------------------------------------------------
+# knight_ruiz on scales spanning many decades
+
+@pytest.mark.parametrize("decades", [15, 30])
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_knight_ruiz_extreme_column_scales_converges_like_racs(decades, dtype):
+    import warnings
+
+    x = gauss(30, 20, seed=0) * torch.logspace(-decades, decades, 20, dtype=F64)
+    x = x.to(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning
+        kr = matbal.knight_ruiz(x)
+    assert kr.converged
+    assert float(target_dev(kr.matrix)) <= 1e-6 + 4 * torch.finfo(dtype).eps
+    ref = racs(x.double(), rtol=1e-12, max_iter=1000)
+    torch.testing.assert_close(kr.matrix.double(), ref.matrix, rtol=1e-5, atol=1e-5)
