@@ -173,3 +173,60 @@ def test_knight_ruiz_extreme_column_scales_converges_like_racs(decades, dtype):
     assert float(target_dev(kr.matrix)) <= 1e-6 + 4 * torch.finfo(dtype).eps
     ref = racs(x.double(), rtol=1e-12, max_iter=1000)
     torch.testing.assert_close(kr.matrix.double(), ref.matrix, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes torch cannot compute with; option flags that are not booleans
+
+def _public_kernels():
+    from matbal.kernels.metrics import row_col_norms
+
+    return {
+        "normalize_rows": matbal.normalize_rows, "normalize_cols": matbal.normalize_cols,
+        "rc_scale": matbal.rc_scale, "racs": matbal.racs, "ruiz": matbal.ruiz,
+        "knight_ruiz": matbal.knight_ruiz, "aol": matbal.aol, "balance": matbal.balance,
+        "newton_schulz": matbal.newton_schulz, "polar": matbal.polar, "svdvals": matbal.svdvals,
+        "frobenius_norm": matbal.frobenius_norm, "stable_rank": matbal.stable_rank,
+        "condition_number": matbal.condition_number, "numerical_rank": matbal.numerical_rank,
+        "effective_rank": matbal.effective_rank, "x_min": matbal.x_min,
+        "orthogonality_error": matbal.orthogonality_error, "imbalance": matbal.imbalance,
+        "row_col_norms": row_col_norms, "spectrum_report": matbal.spectrum_report,
+        "spectral_norm_estimate": lambda x: matbal.spectral_norm_estimate(x, iters=3),
+        "stable_rank_estimate": lambda x: matbal.stable_rank_estimate(x, iters=3),
+        "quick_stats": matbal.quick_stats,
+    }
+
+
+UNUSABLE = {
+    "float8_e4m3fn": lambda: torch.ones(3, 4).to(torch.float8_e4m3fn),
+    "float8_e5m2": lambda: torch.ones(3, 4).to(torch.float8_e5m2),
+    "longdouble": lambda: np.ones((3, 4), dtype=np.longdouble),
+}
+
+
+@pytest.mark.parametrize("dtype", list(UNUSABLE))
+@pytest.mark.parametrize("name", list(_public_kernels()))
+def test_unusable_dtype_refused_naming_the_argument(name, dtype):
+    x = UNUSABLE[dtype]()
+    with pytest.raises(TypeError, match=r"^x has dtype .*cannot compute with"):
+        _public_kernels()[name](x)
+
+
+@pytest.mark.parametrize("dtype", list(UNUSABLE))
+def test_sinkhorn_unusable_dtype_names_b(dtype):
+    with pytest.raises(TypeError, match=r"^b has dtype"):
+        matbal.sinkhorn_knopp(UNUSABLE[dtype]())
+
+
+@pytest.mark.parametrize("kernel,opt", [
+    ("racs", "warn"), ("racs", "log_domain"), ("sinkhorn_knopp", "warn"),
+    ("sinkhorn_knopp", "log_domain"), ("ruiz", "warn"), ("knight_ruiz", "warn"),
+])
+@pytest.mark.parametrize("value", ["yes", "no", 1, 0.0])
+def test_flag_options_must_be_booleans(kernel, opt, value):
+    x = gauss(4, 3, seed=0).abs()
+    with pytest.raises(TypeError, match=rf"^{opt} must be True"):
+        getattr(matbal, kernel)(x, **{opt: value})
+    with pytest.raises(TypeError, match=rf"^{opt} must be True"):
+        balance(x, method={"sinkhorn_knopp": "sinkhorn"}.get(kernel, kernel), **{opt: value})
+    getattr(matbal, kernel)(x, **{opt: True})  # the booleans themselves pass

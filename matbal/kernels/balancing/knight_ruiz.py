@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .._checks import as_matrix, check_positive, numpy_io
+from .._checks import as_matrix, check_bool, check_positive, numpy_io
 from . import _engine
 from ._result import (
     BalanceResult,
@@ -201,6 +201,7 @@ def knight_ruiz(
     check_iter_opts(None, max_iter, rtol)
     check_positive(eps, "eps", allow_zero=True)
     check_callback(callback)
+    check_bool(warn, "warn")
     dtype = torch.float64
     kern = _engine.prepare_kernel(x, p=p, eps=eps, log_domain=False, dtype=dtype)
     if kern.log:  # pragma: no cover - log_domain=False forces the plain kernel

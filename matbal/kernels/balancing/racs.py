@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .._checks import as_matrix, check_positive, numpy_io
+from .._checks import as_matrix, check_bool, check_positive, numpy_io
 from . import _engine
 from ._result import (
     BalanceResult,
@@ -140,6 +140,8 @@ def racs(
     check_iter_opts(steps, max_iter, rtol)
     check_positive(eps, "eps", allow_zero=True)
     check_callback(callback)
+    check_bool(warn, "warn")
+    check_bool(log_domain, "log_domain", allow_none=True)
     dtype = work_dtype(x.dtype)
     check = needs_check(rtol, dtype)
     # when the returned matrix is re-measured, the iteration aims at rtol / 2: the other half is

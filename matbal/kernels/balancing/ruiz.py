@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .._checks import as_matrix, check_positive, numpy_io
+from .._checks import as_matrix, check_bool, check_positive, numpy_io
 from ._result import (
     BalanceResult,
     check_callback,
@@ -71,6 +71,7 @@ def ruiz(
     check_iter_opts(steps, max_iter, rtol)
     check_positive(eps, "eps", allow_zero=True)
     check_callback(callback)
+    check_bool(warn, "warn")
     dtype = work_dtype(x.dtype)
     # pre-scale by the max-abs entry; plain products unless some nonzero entry would underflow,
     # then log|x| - log s (sums replace products; -inf marks zeros)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import as_matrix, numpy_io
+from .._checks import as_matrix, check_bool, numpy_io
 from . import _engine
 from ._result import (
     BalanceResult,
@@ -117,6 +117,8 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
         raise ValueError("b must be nonnegative (got negative entries); use racs for signed matrices")
     check_iter_opts(steps, max_iter, rtol)
     check_callback(callback)
+    check_bool(warn, "warn")
+    check_bool(log_domain, "log_domain", allow_none=True)
     dtype = work_dtype(b.dtype)
     m, n = b.shape[-2], b.shape[-1]
     a_t = _marginal(row_sums, "row_sums", b.shape[:-1], dtype, b.device)
