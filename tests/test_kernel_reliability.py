@@ -230,3 +230,51 @@ def test_flag_options_must_be_booleans(kernel, opt, value):
     with pytest.raises(TypeError, match=rf"^{opt} must be True"):
         balance(x, method={"sinkhorn_knopp": "sinkhorn"}.get(kernel, kernel), **{opt: value})
     getattr(matbal, kernel)(x, **{opt: True})  # the booleans themselves pass
+
+
+# ---------------------------------------------------------------------------------------------
+# found by the fuzz pass (tests/test_kernel_fuzz.py)
+
+def _cols_1e30(dtype):
+    return (gauss(5, 8, seed=7) * torch.logspace(-30, 30, 8, dtype=F64)).to(dtype)
+
+
+def test_rc_scale_float32_matches_float64_on_extreme_columns():
+    # float32 logs of 1e60-sized sums (≈1e-5 absolute error) and a common pre-scale under which
+    # 1e-30 columns underflowed (scale 0: a live column zeroed)
+    x = _cols_1e30(torch.float32)
+    r32, r64 = balance(x, method="rc"), balance(x.double(), method="rc")
+    assert not bool(r32.zero_cols.any())
+    torch.testing.assert_close(r32.row_scale.double(), r64.row_scale, rtol=2e-6, atol=0)
+    torch.testing.assert_close(r32.col_scale.double(), r64.col_scale, rtol=2e-6, atol=0)
+    # entries below float32's normal range are rounded as float32 must round them
+    tiny = torch.finfo(torch.float32).tiny
+    torch.testing.assert_close(matbal.rc_scale(x).double(), r64.matrix, rtol=2e-6, atol=tiny)
+
+
+def test_aol_keeps_tiny_columns_live_in_float32():
+    x = _cols_1e30(torch.float32)
+    res32, res64 = balance(x, method="aol"), balance(x.double(), method="aol")
+    assert not bool(res32.zero_cols.any())
+    torch.testing.assert_close(res32.col_scale.double(), res64.col_scale, rtol=1e-5, atol=0)
+
+
+def test_power_iteration_estimates_batch_equals_loop():
+    from matbal.kernels.metrics import quick_stats, spectral_norm_estimate
+
+    xs = torch.stack([gauss(5, 8, seed=s) for s in range(3)])
+    batch = spectral_norm_estimate(xs, iters=3).value
+    alone = torch.stack([spectral_norm_estimate(x, iters=3).value for x in xs])
+    torch.testing.assert_close(batch, alone, rtol=1e-12, atol=0)
+    lo = quick_stats(xs).spectral_lower
+    torch.testing.assert_close(lo, torch.stack([quick_stats(x).spectral_lower for x in xs]))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_row_col_norms_refuses_nan_and_inf(bad):
+    from matbal.kernels.metrics import row_col_norms
+
+    x = gauss(3, 4)
+    x[1, 2] = bad
+    with pytest.raises(ValueError, match="^x contains NaN or Inf"):
+        row_col_norms(x)

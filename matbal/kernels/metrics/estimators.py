@@ -121,7 +121,8 @@ def _power_lower(y: torch.Tensor, iters: int, seed: int) -> torch.Tensor:
     """``max_k ‖Y v_k‖`` over unit power iterates of ``YᵀY`` (a lower bound of ``‖Y‖_2``)."""
     n = y.shape[-1]
     gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(*y.shape[:-2], n, generator=gen, dtype=torch.float64)
+    # one start vector shared by every batch element: a batched call equals the loop
+    v = torch.randn(n, generator=gen, dtype=torch.float64).expand(*y.shape[:-2], n)
     v = v.to(dtype=y.dtype, device=y.device)
     v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
     tiny = torch.finfo(y.dtype).tiny

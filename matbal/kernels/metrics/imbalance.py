@@ -37,7 +37,7 @@ _P = (1, 2, float("inf"))
 def row_col_norms(x, p: float = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column p-norms ``(..., m)``, ``(..., n)`` in float32-or-better, overflow-safe.
 
-    ``x``: ``(..., m, n)``; ``p`` in {1, 2, inf}. Each row is divided by its own max-abs entry before
+    ``x``: ``(..., m, n)``, finite; ``p`` in {1, 2, inf}. Each row is divided by its own max-abs entry before
     its norm is taken and that scale multiplied back (columns likewise), so entries near 1e±30 — even
     1e+30 and 1e-30 in the same float32 matrix — neither overflow nor underflow in the squares.
 
@@ -47,7 +47,7 @@ def row_col_norms(x, p: float = 2) -> tuple[torch.Tensor, torch.Tensor]:
     ([5.0, 0.0], [3.0, 4.0])
     """
     check_choice(p, "p", _P)
-    x = as_matrix(x, "x", finite=False)  # no NaN scan: cheap inside balancing loops (NaN in → NaN out)
+    x = as_matrix(x, "x")  # NaN/Inf refused: they would come out as NaN norms
     xa = x.to(torch.promote_types(x.dtype, torch.float32)).abs()
     return _scaled_norms(xa, p, -1), _scaled_norms(xa, p, -2)
 
