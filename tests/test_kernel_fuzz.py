@@ -160,13 +160,17 @@ def _claims_hold(p=2.0, *, sk=False):
 
 
 def _kernels():
-    ns = lambda x: matbal.newton_schulz(x)  # noqa: E731
     K = {
         "normalize_rows": (matbal.normalize_rows, lambda y: _normalized(y, -1), "one-shot", None),
         "normalize_cols": (matbal.normalize_cols, lambda y: _normalized(y, -2), "one-shot", None),
         "rc_scale": (matbal.rc_scale, None, "one-shot", None),
         "aol": (matbal.aol, None, "one-shot", None),
-        "newton_schulz": (ns, None, "ns", None),
+        "newton_schulz": (matbal.newton_schulz, None, "ns", None),
+        "newton_schulz schatten8 gram": (
+            lambda x: matbal.newton_schulz(x, normalize="schatten8", form="gram"), None, "ns", None),
+        "newton_schulz spectral polar_express": (
+            lambda x: matbal.newton_schulz(x, normalize="spectral", schedule="polar_express",
+                                           steps=8), None, "ns", None),
         "polar": (matbal.polar, _orthogonal_ref, "exact", None),
         "svdvals": (matbal.svdvals, None, "exact", None),
         "frobenius_norm": (matbal.frobenius_norm, None, "exact", None),
@@ -192,8 +196,14 @@ def _kernels():
     K["sinkhorn_knopp"] = (  # nonnegative input: |x| where abs is defined
         lambda x: matbal.sinkhorn_knopp(x.abs() if x.dtype in DTYPES else x, warn=False), None,
         "balance", _claims_hold(sk=True))
-    K["ruiz"] = (lambda x: matbal.ruiz(x, warn=False), None, "balance", None)
+    K["ruiz"] = (lambda x: matbal.ruiz(x, warn=False), None, "balance", _claims_hold(math.inf))
     K["knight_ruiz"] = (lambda x: matbal.knight_ruiz(x, warn=False), None, "balance", _claims_hold())
+    for method in ("racs", "sinkhorn", "ruiz", "knight_ruiz"):
+        K[f"balance {method}"] = (  # the iterative methods through the front door
+            lambda x, m=method: matbal.balance(
+                x.abs() if m == "sinkhorn" and x.dtype in DTYPES else x, method=m, warn=False),
+            None, "balance", _claims_hold(sk=True) if method == "sinkhorn" else (
+                _claims_hold(math.inf) if method == "ruiz" else _claims_hold()))
     for method in ("rows", "cols", "rc", "aol"):
         K[f"balance {method}"] = (lambda x, m=method: matbal.balance(x, method=m), None,
                                   "one-shot", None)

@@ -278,3 +278,14 @@ def test_row_col_norms_refuses_nan_and_inf(bad):
     x[1, 2] = bad
     with pytest.raises(ValueError, match="^x contains NaN or Inf"):
         row_col_norms(x)
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 1.0])
+def test_ruiz_converged_claim_holds_on_the_returned_matrix(scale):
+    # float32 logs of the pre-scale put a common ~2e-6 error on every max-abs value
+    for seed in range(3):
+        x = gauss(1, 6, seed=seed, dtype=torch.float32) * scale
+        for xx in (x, gauss(5, 8, seed=seed, dtype=torch.float32) * scale):
+            res = matbal.ruiz(xx)
+            assert res.converged
+            assert float(target_dev(res.matrix, math.inf)) <= 1e-6
