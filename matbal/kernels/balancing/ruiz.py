@@ -41,11 +41,11 @@ def ruiz(
     zero rows/columns. Compare :func:`racs` ``(p=inf)``, whose alternating sweep is exact at once.
 
     Residual: the max relative deviation of the live row and column max-abs values from their
-    target 1 (checked on the returned matrix near the rounding floor, as :func:`racs`). Dead rows/columns (max <= ``eps`` * max-abs entry;
-    default exact zeros) get scale 0. Batches: per-element freeze, as :func:`racs`. Scales are
-    pre-scaled by the max-abs entry; when some nonzero entry would still underflow (1e±30 in
-    float32) the sweep runs on ``log|x|`` in float64 (sums instead of products), so no range
-    overflows.
+    target 1 (checked on the returned matrix near the rounding floor, as :func:`racs`). Dead
+    rows/columns (max <= ``eps`` * max-abs entry; default exact zeros) get scale 0. Batches:
+    per-element freeze, as :func:`racs`. Scales are pre-scaled by the max-abs entry; when some
+    nonzero entry would still underflow (1e±30 in float32) the sweep runs on ``log|x|`` in
+    float64 (sums instead of products), so no range overflows.
 
     Parameters
     ----------
