@@ -23,7 +23,10 @@ matrix is formed in the plain domains), and the row sums needed for the residual
 column update) and is reused as the row update of sweep k+1.
 
 Batches: every batch element is frozen (its ``u, v`` stop changing) from the sweep at which it
-meets ``rtol``, so a batched call returns exactly what a loop over its elements returns.
+meets ``rtol``, so a batched call returns what a loop over its elements returns: exactly when the
+batch shares the elements' domain and pre-scale decision, to rounding otherwise (one element that
+needs the pre-scaled or log domain takes the batch there). The residual callback measures the
+iterate against its targets, so an input balanced only up to a scalar is iterated, not returned.
 """
 from __future__ import annotations
 

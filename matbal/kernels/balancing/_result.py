@@ -15,8 +15,9 @@ Conventions shared by all balancing kernels (see ``matbal.kernels.balancing``):
   a matrix balanced only up to a scalar is not converged), computed from the marginals the
   iteration already has instead of re-reading the matrix. Where the iteration's own arithmetic
   cannot vouch for ``rtol`` (``rtol`` within a few thousand rounding units of the working dtype),
-  the final residual is measured again on the returned matrix, in float64 (:func:`finish`), so
-  ``converged=True`` always describes the matrix returned.
+  a claim of convergence is measured again on the returned matrix (:func:`finish`,
+  :func:`matrix_residual`), so ``converged=True`` describes the matrix returned; not with fixed
+  ``steps`` (the fixed-cost mode), where ``converged`` is the iteration's own test.
 """
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ class BalanceResult:
     iterations : int
         Iterations (sweeps / Newton steps) run: the maximum over the batch (one-shot methods: 1).
     converged : bool
-        Every batch element reached ``rtol`` (one-shot methods: always True: the operation is
-        exact, which says nothing about how balanced the result is; see ``history``).
+        Every batch element reached ``rtol``; near the dtype's rounding floor (and without fixed
+        ``steps``) this is checked on the returned matrix (:func:`finish`) (one-shot
+        methods: always True: the operation is exact, which says nothing about how balanced the
+        result is; see ``history``).
     history : Tensor ``(iterations + 1,)`` float64, CPU
         Residual per iteration including the initial one, maximized over the batch.
     residual : Tensor ``batch`` float64, CPU
@@ -163,15 +166,17 @@ def _power_sums(y: torch.Tensor, p: float):
     if p == math.inf:
         y = y.abs()
         return y.amax(-1), y.amax(-2)
-    y = y.square() if p == 2 else y.abs()
+    if p == 2:  # no squared copy: a fresh matrix-sized buffer costs more than the sums
+        return torch.linalg.vecdot(y, y, dim=-1), torch.linalg.vecdot(y, y, dim=-2)
+    y = y.abs()
     return y.sum(-1), y.sum(-2)
 
 
 def matrix_residual(mat, a, live_r, b, live_c, p: float, rtol: float) -> torch.Tensor:
     """:func:`target_residual` of a formed matrix ``mat (..., m, n)`` (targets ``a, b`` as there).
 
-    Two stages, so the common case costs three passes in ``mat``'s dtype: the p-th power sums
-    are first taken in ``mat``'s dtype (torch's cascade summation: relative error ~ 2e-7 on a sum,
+    Two stages, so the common case costs two passes in ``mat``'s dtype and no new matrix: the
+    p-th power sums are first taken in ``mat``'s dtype (``vecdot``: relative error ~ 2e-7 on a sum,
     1e-7 on a norm, at n ~ 1e4 in float32; exact maxima for p = inf); where that residual is
     within ``max(rtol / 4, 2 eps)`` of ``rtol`` (too close to decide on) it is measured again with
     the sums accumulated in float64."""

@@ -98,7 +98,8 @@ def racs(
         claim of convergence is checked on the returned matrix (sums in float64 where the
         float32 ones are too close to ``rtol`` to decide); ``converged``, ``residual`` and
         ``history[-1]`` then report that measurement: the iterate's float32 sums alone can be off
-        by more than ``rtol`` at large n (4096×11008: 1.5e-6).
+        by more than ``rtol`` at large n (4096×11008: 1.5e-6). With ``steps`` (fixed cost, as the
+        optimizers use it) nothing is re-measured: ``converged`` is the iteration's own test.
     eps : float
         Relative threshold for dead rows/columns (0: only exact zeros).
     log_domain : bool, optional
@@ -143,10 +144,11 @@ def racs(
     check_bool(warn, "warn")
     check_bool(log_domain, "log_domain", allow_none=True)
     dtype = work_dtype(x.dtype)
-    check = needs_check(rtol, dtype)
-    # when the returned matrix is re-measured, the iteration aims at rtol / 2: the other half is
-    # room for the rounding of the iterate's sums and of the formed matrix
-    it_tol = 0.5 * rtol if check and steps is None else rtol
+    # near the rounding floor a claim of convergence is re-measured on the returned matrix and the
+    # iteration aims at rtol / 2 (the other half is room for the rounding of the iterate's sums
+    # and of the formed matrix); not with fixed steps, the fixed-cost mode the optimizers use
+    check = needs_check(rtol, dtype) and steps is None
+    it_tol = 0.5 * rtol if check else rtol
     out = _racs(x, p, steps, max_iter, it_tol, eps, log_domain, callback, dtype)
     if not out[0].finite and log_domain is None:  # plain domain overflowed after all
         out = _racs(x, p, steps, max_iter, it_tol, eps, True, callback, dtype)

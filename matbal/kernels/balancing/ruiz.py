@@ -110,8 +110,8 @@ def ruiz(
     nmax = steps if fixed else max_iter
     # as racs: near the rounding floor the sweeps aim at rtol / 2 and a claim of convergence is
     # checked on the returned matrix
-    check = needs_check(rtol, dtype)
-    it_tol = 0.5 * rtol if check and not fixed else rtol
+    check = needs_check(rtol, dtype) and not fixed
+    it_tol = 0.5 * rtol if check else rtol
     res = None
     hist = []
     iters = None
