@@ -94,7 +94,7 @@ def racs(
         Tolerance on the residual: the max relative deviation of the live row/column p-norms from
         their targets :math:`n^{1/p}, m^{1/p}` (so ``100 * eye(3)``, balanced only up to a scalar,
         is iterated to :math:`\sqrt 3\,I`). When ``rtol`` is within ``1e4`` rounding units of the
-        working dtype (float32 with the default ``1e-6``) the sweeps aim at ``rtol / 2`` and a
+        working dtype (float32 with the default ``1e-6``) the sweeps aim at ``rtol / 4`` and a
         claim of convergence is checked on the returned matrix (sums in float64 where the
         float32 ones are too close to ``rtol`` to decide); ``converged``, ``residual`` and
         ``history[-1]`` then report that measurement: the iterate's float32 sums alone can be off
@@ -145,10 +145,10 @@ def racs(
     check_bool(log_domain, "log_domain", allow_none=True)
     dtype = work_dtype(x.dtype)
     # near the rounding floor a claim of convergence is re-measured on the returned matrix and the
-    # iteration aims at rtol / 2 (the other half is room for the rounding of the iterate's sums
+    # iteration aims at rtol / 4 (the rest is room for the rounding of the iterate's sums
     # and of the formed matrix); not with fixed steps, the fixed-cost mode the optimizers use
     check = needs_check(rtol, dtype) and steps is None
-    it_tol = 0.5 * rtol if check else rtol
+    it_tol = 0.25 * rtol if check else rtol
     out = _racs(x, p, steps, max_iter, it_tol, eps, log_domain, callback, dtype)
     if not out[0].finite and log_domain is None:  # plain domain overflowed after all
         out = _racs(x, p, steps, max_iter, it_tol, eps, True, callback, dtype)

@@ -108,10 +108,10 @@ def ruiz(
     c = torch.full(live_c.shape, 0.0 if use_log else 1.0, dtype=K.dtype, device=x.device)
     fixed = steps is not None
     nmax = steps if fixed else max_iter
-    # as racs: near the rounding floor the sweeps aim at rtol / 2 and a claim of convergence is
+    # as racs: near the rounding floor the sweeps aim at rtol / 4 and a claim of convergence is
     # checked on the returned matrix
     check = needs_check(rtol, dtype) and not fixed
-    it_tol = 0.5 * rtol if check else rtol
+    it_tol = 0.25 * rtol if check else rtol
     res = None
     hist = []
     iters = None

@@ -137,10 +137,10 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
     elif (a_t is None) != (b_t is None):
         raise ValueError("give both row_sums and col_sums, or neither (default: n and m)")
 
-    # as racs: near the rounding floor (not with fixed steps) the sweeps aim at rtol / 2 and a
+    # as racs: near the rounding floor (not with fixed steps) the sweeps aim at rtol / 4 and a
     # claim of convergence is re-measured on the returned matrix
     check = needs_check(rtol, dtype) and steps is None
-    it_tol = 0.5 * rtol if check else rtol
+    it_tol = 0.25 * rtol if check else rtol
     out = _sk(b, a_t, b_t, steps, max_iter, it_tol, log_domain, callback, dtype)
     if not out[0].finite and log_domain is None:
         out = _sk(b, a_t, b_t, steps, max_iter, it_tol, True, callback, dtype)
