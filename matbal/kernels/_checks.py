@@ -21,7 +21,14 @@ __all__ = [
     "check_positive",
     "check_choice",
     "matrix_view",
+    "check_bool",
+    "check_dtype",
+    "FLOAT_DTYPES",
 ]
+
+#: the floating dtypes the kernels compute with (float8 and numpy's longdouble are refused)
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_NP_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,19 +69,14 @@ def as_matrix(x: Any, name: str = "x", *, finite: bool = True, min_dims: int = 2
     numpy input is converted with ``torch.from_numpy`` (no copy).
     """
     if isinstance(x, np.ndarray):
-        if x.dtype.kind == "c":
-            raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
-        if x.dtype.kind not in "f":
-            raise TypeError(
-                f"{name} must have a floating dtype, got {x.dtype} (convert with .astype(float))"
-            )
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=_np_dtype(x, name)))
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
     if x.is_complex():
         raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must have a floating dtype, got {x.dtype} (convert with .float())")
+    check_dtype(x, name)
     if x.ndim < min_dims:
         raise ValueError(
             f"{name} must have at least {min_dims} dimensions (..., m, n), got shape {tuple(x.shape)}"
@@ -84,6 +86,33 @@ def as_matrix(x: Any, name: str = "x", *, finite: bool = True, min_dims: int = 2
     if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return x
+
+
+def check_dtype(x: torch.Tensor, name: str = "x") -> None:
+    """Refuse a floating dtype the kernels cannot compute with (float8 variants, …), naming
+    ``name``; only :data:`FLOAT_DTYPES` pass."""
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, which the kernels cannot compute with; use one of "
+            f"float16, bfloat16, float32, float64 (e.g. {name}.float())"
+        )
+
+
+def _np_dtype(x: np.ndarray, name: str) -> np.dtype:
+    """The numpy dtype of ``x`` if torch computes with it (float16/32/64), else a TypeError
+    naming ``name`` (complex, integer, bool, longdouble, …)."""
+    if x.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must have a floating dtype, got {x.dtype} (convert with .astype(float))"
+        )
+    if x.dtype not in _NP_FLOATS:
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, which torch cannot compute with; use float16, float32 "
+            f"or float64 (e.g. {name}.astype(np.float64))"
+        )
+    return x.dtype
 
 
 def _to_numpy(obj: Any) -> Any:
@@ -115,13 +144,8 @@ def numpy_io(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(x, *args, **kwargs):
         if isinstance(x, np.ndarray):
-            if x.dtype.kind == "c":
-                raise TypeError(f"x must be real, got complex dtype {x.dtype}")
-            if x.dtype.kind != "f":
-                raise TypeError(
-                    f"x must have a floating dtype, got {x.dtype} (convert with .astype(float))"
-                )
-            return _to_numpy(fn(torch.from_numpy(np.ascontiguousarray(x)), *args, **kwargs))
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=_np_dtype(x, "x")))
+            return _to_numpy(fn(t, *args, **kwargs))
         return fn(x, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -137,6 +161,22 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False, integer: 
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+
+
+def check_bool(value: Any, name: str, *, allow_none: bool = False) -> None:
+    """Refuse anything but ``True``/``False`` (and ``None`` with ``allow_none``), naming ``name``:
+    a string such as ``"no"`` is truthy and would silently mean True.
+
+    >>> check_bool("no", "warn")
+    Traceback (most recent call last):
+    ...
+    TypeError: warn must be True or False, got 'no'
+    """
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = "True, False or None" if allow_none else "True or False"
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
 
 
 def check_choice(value: Any, name: str, choices) -> None:

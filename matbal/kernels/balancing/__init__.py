@@ -17,9 +17,11 @@ balance             front door: ``balance(x, method=...)``                   Bal
 Shared conventions (details in ``_result.py``): torch in/torch out, numpy in/numpy out; inputs
 never modified; every option keyword-only; float32 iterates in float32, float64 in float64,
 bf16/fp16 in float32; zero (or sub-eps) rows/columns are *dead*: scale 0, output 0, reported in
-``zero_rows``/``zero_cols``, never NaN; ``history`` holds the imbalance residual per iteration
-(max over the batch); batched calls equal a loop over the batch (each element freezes when it
-converges); non-convergence warns :class:`~matbal.kernels._checks.ConvergenceWarning`.
+``zero_rows``/``zero_cols``, never NaN; ``history`` holds the residual per iteration (max
+relative deviation of the row/column norms from their targets, max over the batch); batched calls
+equal a loop over the batch (each element freezes when it converges); ``converged=True`` holds for
+the returned matrix (checked near the rounding floor, except with fixed ``steps``);
+non-convergence warns :class:`~matbal.kernels._checks.ConvergenceWarning`.
 
 Example
 -------

@@ -23,7 +23,10 @@ matrix is formed in the plain domains), and the row sums needed for the residual
 column update) and is reused as the row update of sweep k+1.
 
 Batches: every batch element is frozen (its ``u, v`` stop changing) from the sweep at which it
-meets ``rtol``, so a batched call returns exactly what a loop over its elements returns.
+meets ``rtol``, so a batched call returns what a loop over its elements returns: exactly when the
+batch shares the elements' domain and pre-scale decision, to rounding otherwise (one element that
+needs the pre-scaled or log domain takes the batch there). The residual callback measures the
+iterate against its targets, so an input balanced only up to a scalar is iterated, not returned.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class Kernel:
     kind: str                # "sum" or "max"
     live_r: torch.Tensor     # (..., m) bool
     live_c: torch.Tensor     # (..., n) bool
-    log_s: torch.Tensor      # (...) log of the pre-scale s (K = (|x|/s)^p)
+    log_s: torch.Tensor      # (...) log of the pre-scale s (K = (|x|/s)^p), float64
     t0: torch.Tensor         # row(K, v0) for the live start u0 = v0 = 1
     c0: torch.Tensor         # col(K, u0)
     matvecs: int             # passes spent on preparation
@@ -217,7 +220,7 @@ def prepare_kernel(
             hmax, hmin, tmin, cmin = stats.double().tolist()
             lo_k = hmin / (2.0 * x.shape[-1]) if kind == "sum" else hmin  # lower bound on max K
             if hmax * big < fi.max * 0.5e-4 and lo_k > fi.tiny * 2e20:
-                log_s = torch.zeros(x.shape[:-2], dtype=dtype, device=x.device)
+                log_s = torch.zeros(x.shape[:-2], dtype=torch.float64, device=x.device)
                 kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore
                 thr = 0.0
                 live_r, live_c = t0 > thr, c0 > thr
@@ -235,7 +238,7 @@ def prepare_kernel(
         thr = thr_plain * scale_p
         if not prescale:
             s = torch.ones_like(s)
-        log_s = torch.log(s)
+        log_s = torch.log(s.double())  # float64: a float32 log(1e30) is off by ~4e-6 relative
         xw = x.to(dtype)
         copied = xw is not x and xw.data_ptr() != x.data_ptr()
         owned = True
@@ -315,7 +318,7 @@ def prepare_kernel(
 
 @dataclass
 class RunOut:
-    lu: torch.Tensor        # log u  (..., m), -inf on dead rows
+    lu: torch.Tensor        # log u  (..., m), -inf on dead rows; float64
     lv: torch.Tensor        # log v  (..., n)
     iterations: int
     converged: bool
@@ -414,8 +417,8 @@ def run(
     history = torch.stack(hist[: n_it + 1]).to(device="cpu", dtype=torch.float64)
     if kern.log:
         lu, lv = u, v
-    else:
-        lu, lv = torch.log(u), torch.log(v)
+    else:  # in float64: a float32 log (and the caller's exp) would lose |log u| ulps
+        lu, lv = torch.log(u.double()), torch.log(v.double())
     if kern.all_live:
         finite = bool(torch.isfinite(lu).all()) and bool(torch.isfinite(lv).all())
     else:

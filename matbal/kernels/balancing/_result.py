@@ -9,11 +9,15 @@ Conventions shared by all balancing kernels (see ``matbal.kernels.balancing``):
   below ``eps`` times the matrix's max-abs entry) is *dead*: its scale is **0**, its part of the
   output is exactly zero, it is reported in ``zero_rows``/``zero_cols``, and it is left out of the
   targets and of the residual. The result is the balancing of the live block, padded with zeros.
-- **Residual.** ``history[k]`` is the residual after ``k`` iterations (``history[0]``: the input),
-  maximized over the batch. For the norm-equalizing kernels it is
-  :func:`matbal.kernels.metrics.imbalance.imbalance` ``(...).residual`` of the iterate (max relative
-  deviation of the live row/column p-norms from their mean), computed from the marginals the
-  iteration already has instead of re-reading the matrix.
+- **Residual.** ``history[k]`` is the residual after ``k`` iterations (``history[0]``: the
+  starting iterate), maximized over the batch. For the norm-equalizing kernels it is the max
+  relative deviation of the live row/column p-norms from their *targets* (:func:`target_residual`;
+  a matrix balanced only up to a scalar is not converged), computed from the marginals the
+  iteration already has instead of re-reading the matrix. Where the iteration's own arithmetic
+  cannot vouch for ``rtol`` (``rtol`` within a few thousand rounding units of the working dtype),
+  a claim of convergence is measured again on the returned matrix (:func:`finish`,
+  :func:`matrix_residual`), so ``converged=True`` describes the matrix returned; not with fixed
+  ``steps`` (the fixed-cost mode), where ``converged`` is the iteration's own test.
 """
 from __future__ import annotations
 
@@ -45,8 +49,10 @@ class BalanceResult:
     iterations : int
         Iterations (sweeps / Newton steps) run: the maximum over the batch (one-shot methods: 1).
     converged : bool
-        Every batch element reached ``rtol`` (one-shot methods: always True: the operation is
-        exact, which says nothing about how balanced the result is; see ``history``).
+        Every batch element reached ``rtol``; near the dtype's rounding floor (and without fixed
+        ``steps``) this is checked on the returned matrix (:func:`finish`) (one-shot
+        methods: always True: the operation is exact, which says nothing about how balanced the
+        result is; see ``history``).
     history : Tensor ``(iterations + 1,)`` float64, CPU
         Residual per iteration including the initial one, maximized over the batch.
     residual : Tensor ``batch`` float64, CPU
@@ -127,6 +133,91 @@ def rel_dev(v: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
     return torch.where(live, (v / safe.unsqueeze(-1) - 1).abs(), 0).amax(-1)
 
 
+def target_residual(s_r, a, live_r, s_c, b, live_c, p: float) -> torch.Tensor:
+    """Max relative deviation of live row/column p-norms from their targets, from p-th power sums.
+
+    ``s_r (..., m)``: row sums of ``|x|^p`` (maxima for p = inf), ``a``: their targets (a tensor
+    broadcastable to ``s_r`` or a number), likewise ``s_c, b`` (``s_c=None``: columns exact by
+    construction). Returns ``max(max_i |(s_r,i / a_i)^(1/p) - 1|, same for columns)`` over the live
+    entries (``live_*=None``: all live). 0 exactly when every live norm equals its target.
+
+    >>> target_residual(torch.tensor([4.0, 1.0]), 4.0, None, None, None, None, 2.0)
+    tensor(0.5000)
+    """
+
+    def dev(s, t, live):
+        q = s / t
+        if p == 2:
+            q = q.sqrt()
+        elif p not in (1.0, math.inf):
+            q = q ** (1.0 / p)
+        d = q.sub_(1).abs_() if q is not s else (q - 1).abs_()
+        if live is not None:
+            d = torch.where(live, d, 0)
+        return d.amax(-1)
+
+    res = dev(s_r, a, live_r)
+    if s_c is not None:
+        res = torch.maximum(res, dev(s_c, b, live_c))
+    return res
+
+
+_BLOCK = 1 << 18  # elements per block of rows (1 MiB in float32): the block stays in cache
+
+
+def _power_sums(y: torch.Tensor, p: float, dtype: torch.dtype | None = None):
+    """Row and column sums of ``|y|^p`` (maxima for p = inf) in float64, taken block of rows by
+    block of rows: no matrix-sized temporary (a fresh one costs more than the sums), each block's
+    column sums accumulated in float64. ``dtype``: compute each block in it (float64: exact
+    enough to decide any float32 case)."""
+    shape = y.shape
+    y3 = y.reshape(-1, shape[-2], shape[-1])
+    step = max(1, _BLOCK // max(1, y3.shape[0] * shape[-1]))
+    rows, cols = [], None
+    for i in range(0, shape[-2], step):
+        blk = y3[:, i:i + step]
+        blk = blk.to(dtype).abs_() if dtype is not None and dtype != blk.dtype else blk.abs()
+        if p == math.inf:
+            rows.append(blk.amax(-1).double())
+            c = blk.amax(-2).double()
+            cols = c if cols is None else torch.maximum(cols, c)
+            continue
+        if p == 2:
+            blk = blk.square_()
+        rows.append(blk.sum(-1).double())
+        c = blk.sum(-2).double()
+        cols = c if cols is None else cols.add_(c)
+    return torch.cat(rows, -1).reshape(shape[:-1]), cols.reshape(shape[:-2] + shape[-1:])
+
+
+def matrix_residual(mat, a, live_r, b, live_c, p: float, rtol: float) -> torch.Tensor:
+    """:func:`target_residual` of a formed matrix ``mat (..., m, n)`` (targets ``a, b`` as there).
+
+    Two stages, so the common case costs one pass over ``mat`` and no new matrix: the p-th power
+    sums are first taken in ``mat``'s dtype within blocks of rows (relative error ~ 1e-7 on a
+    float32 row sum at n ~ 1e4; column sums accumulated in float64 across blocks; exact maxima
+    for p = inf); where that residual is within ``max(rtol / 4, 2 eps)`` of ``rtol`` (too close
+    to decide on) it is measured again with every block in float64."""
+    f64 = lambda t: t.to(torch.float64) if torch.is_tensor(t) else t  # noqa: E731
+    s_r, s_c = _power_sums(mat.detach(), p)
+    res = target_residual(s_r.double(), f64(a), live_r, s_c.double(), f64(b), live_c, p)
+    if mat.dtype != torch.float64 and p != math.inf:
+        band = max(0.25 * rtol, 2 * torch.finfo(mat.dtype).eps)
+        near = (res - rtol).abs() <= band
+        if bool(near.any()):
+            s_r, s_c = _power_sums(mat.detach(), p, torch.float64)
+            exact = target_residual(s_r, f64(a), live_r, s_c, f64(b), live_c, p)
+            res = torch.where(near, exact, res)
+    return res
+
+
+def needs_check(rtol: float, dtype: torch.dtype) -> bool:
+    """Whether the iteration's residual (rounded in ``dtype``) cannot vouch for ``rtol`` by itself:
+    ``rtol`` below ``1e4`` rounding units, where summation and scale rounding in ``dtype`` can
+    move a residual across it. Then :func:`finish` re-measures the returned matrix in float64."""
+    return rtol < 1e4 * torch.finfo(dtype).eps
+
+
 def norm_residual(s_r, live_r, s_c, live_c, p: float) -> torch.Tensor:
     """Imbalance residual from row/column sums of ``|x|^p`` (maxima for p = inf).
 
@@ -171,13 +262,15 @@ def scales_from_logs(lu, lv, log_s, p, live_r, live_c, all_live=False):
 
 
 def apply_scales(
-    x: torch.Tensor, r: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None
+    x: torch.Tensor, r: torch.Tensor, c: torch.Tensor, out: torch.Tensor | None = None,
+    cast: bool = True,
 ) -> torch.Tensor:
     """``r[..., :, None] * x * c[..., None, :]`` in the scales' dtype, cast to ``x.dtype``.
 
     Computed as ``(x * r) * c`` with the product ``r_i c_j`` never formed, so huge-but-reciprocal
     scales do not overflow. ``out``: a dead working buffer of ``x``'s shape in the scales' dtype
-    to write into (must not alias ``x``); it saves allocating the result."""
+    to write into (must not alias ``x``); it saves allocating the result. ``cast=False``: return
+    the product in the scales' dtype."""
     if torch.promote_types(x.dtype, r.dtype) != r.dtype:
         xs = x.to(r.dtype)
     else:
@@ -197,7 +290,7 @@ def apply_scales(
     else:
         res = xs * r.unsqueeze(-1)
     res.mul_(c.unsqueeze(-2))
-    return res.to(x.dtype)
+    return res.to(x.dtype) if cast else res
 
 
 def log_max_abs(xa: torch.Tensor) -> torch.Tensor:
@@ -227,14 +320,36 @@ def finish(
     hint="",
     scale_dtype=None,
     out=None,
+    verify=None,
 ) -> BalanceResult:
     """Assemble the result (``out``: an optional dead buffer for the matrix, see
-    :func:`apply_scales`)."""
-    matrix = apply_scales(x, r, c, out=out)
-    if scale_dtype is not None:
-        r, c = r.to(scale_dtype), c.to(scale_dtype)
+    :func:`apply_scales`).
+
+    ``verify``: ``(matrix) -> batch residual`` (e.g. :func:`matrix_residual`); when given and the
+    iteration claims convergence, the final residual is re-measured on the formed matrix (before
+    the cast to a half-precision input dtype: that rounding is the caller's choice of dtype,
+    2^-8 relative per bf16 entry) and it replaces ``residual``, ``history[-1]`` and
+    ``converged`` (then ``residual <= rtol`` for every element), so a claim of convergence
+    describes the matrix returned. (An unconverged result keeps the iteration's residual.)"""
+    work = apply_scales(x, r, c, out=out, cast=False)
     hist = torch.as_tensor(history, dtype=torch.float64).detach().to("cpu").reshape(-1)
     res = residual.detach().to(device="cpu", dtype=torch.float64)
+    floor_hint = ""
+    if verify is not None and converged:
+        measured = verify(work).detach().to(device="cpu", dtype=torch.float64).reshape(res.shape)
+        hist = hist.clone()
+        hist[-1] = measured.amax() if measured.numel() else 0.0
+        was = converged
+        res, converged = measured, bool((measured <= rtol).all())
+        if was and not converged:
+            floor_hint = (
+                f"; the iteration met rtol but the returned matrix, measured in float64, does "
+                f"not: rtol is at the rounding floor of {r.dtype} (raise rtol, or use float64)"
+            )
+    matrix = work.to(x.dtype)
+    if scale_dtype is not None:
+        r, c = r.to(scale_dtype), c.to(scale_dtype)
+    hint = floor_hint or hint
     if warn and not converged:
         warnings.warn(
             f"{method} did not converge: residual {float(hist[-1]):.3g} > rtol {rtol:g} after "

@@ -19,7 +19,9 @@ def _aol_scales(x: torch.Tensor, eps: float, side: str):
     else:
         g = y @ y.transpose(-2, -1)            # (..., m, m)
     s = g.abs().sum(-1)                        # Gram symmetric: row sums = column sums
-    live = g.diagonal(dim1=-2, dim2=-1) > 0    # zero column (row) <=> zero Gram diagonal
+    # a zero column (row) of x, not of the Gram: a column 1e-60 times the largest underflows
+    # to a zero Gram diagonal in float32 but is live (its scale is capped by the eps floor)
+    live = (xw != 0).any(-2 if side == "cols" else -1)
     floor = eps * s.amax(-1, keepdim=True)
     tiny = torch.finfo(s.dtype).tiny
     d = torch.where(live, torch.rsqrt(torch.maximum(s, floor).clamp_min(tiny)), 0) / mx.squeeze(-1)

@@ -5,15 +5,15 @@ import math
 
 import torch
 
-from .._checks import as_matrix, check_positive, numpy_io
+from .._checks import as_matrix, check_bool, check_positive, numpy_io
 from . import _engine
 from ._result import (
     BalanceResult,
     check_callback,
     check_iter_opts,
     finish,
-    norm_residual,
     scales_from_logs,
+    target_residual,
     work_dtype,
 )
 
@@ -30,14 +30,12 @@ def _bnewt(K, p, max_iter, rtol, callback):
     m, n = K.shape
     t = torch.cat([torch.full((m,), float(n), dtype=K.dtype), torch.full((n,), float(m), dtype=K.dtype)])
     t = t.to(K.device)
-    live_r = torch.ones(m, dtype=torch.bool, device=K.device)
-    live_c = torch.ones(n, dtype=torch.bool, device=K.device)
 
     def A(z):
         return torch.cat([K @ z[m:], z[:m] @ K])
 
-    def resid(vv):
-        return norm_residual(vv[:m], live_r, vv[m:], live_c, p)
+    def resid(vv):  # deviation from the targets t (rows n, columns m), as racs
+        return target_residual(vv[:m], float(n), None, vv[m:], float(m), None, p)
 
     mv = 2
     x = torch.sqrt(t / A(torch.ones_like(t)))   # Jacobi start: x_i^2 (A1)_i = t_i
@@ -109,6 +107,22 @@ def _bnewt(K, p, max_iter, rtol, callback):
     return torch.log(x[:m]), torch.log(x[m:]), hist, mv
 
 
+def _log_restart(K, p, max_iter, rtol, callback, su, sv, h, mv):
+    """Newton ran out of steps (BNEWT's step ratios in [0.1, 3] need ~log_3 of the scales'
+    range in steps: column scales of 1e±15 span 1e30 in ``K``). Pre-balance ``K`` to 1e-2 with
+    log-domain Sinkhorn (any range, linear rate) and run Newton again from there; keep whichever
+    result is better. History: the first run's, then the second's Newton steps."""
+    from .sinkhorn import sinkhorn_knopp  # the same marginals (n, m) on K = |x|^p
+
+    pre = sinkhorn_knopp(K, log_domain=True, rtol=1e-2, max_iter=max(1000, 20 * max_iter),
+                         warn=False)
+    su2, sv2, h2, mv2 = _bnewt(pre.matrix, p, max_iter, rtol, callback)
+    mv += pre.matvecs + mv2
+    if float(h2[-1]) >= float(h[-1]):
+        return su, sv, h, mv
+    return (su2 + torch.log(pre.row_scale), sv2 + torch.log(pre.col_scale), h + h2[1:], mv)
+
+
 @numpy_io
 def knight_ruiz(
     x,
@@ -143,6 +157,10 @@ def knight_ruiz(
     element at a time (a batched call is by construction the loop). Dead rows/columns (p-norm <=
     ``eps`` * max-abs entry) get scale 0 and are left out of the problem. A pattern without
     total support has no solution: Newton stalls, and the result says ``converged=False``.
+    Newton's step ratios are bounded (BNEWT's [0.1, 3]), so scales spanning many decades (column
+    scales 1e±15) need more steps than ``max_iter``: when an element runs out of steps, it is
+    pre-balanced to 1e-2 by log-domain :func:`sinkhorn_knopp` on ``K`` and Newton runs again from
+    there (``history`` then holds both runs' steps, ``matvecs`` counts the Sinkhorn sweeps).
 
     Parameters
     ----------
@@ -151,7 +169,8 @@ def knight_ruiz(
     max_iter : int
         Newton steps.
     rtol, eps, warn
-        As in :func:`racs` (residual: ``imbalance(matrix, p=p).residual``, rows and columns).
+        As in :func:`racs` (residual: max relative deviation of the row/column p-norms from their
+        targets :math:`n^{1/p}, m^{1/p}`).
     callback : callable, optional
         ``callback(k, residual)`` after Newton step k of each batch element, in turn; True stops
         that element.
@@ -182,6 +201,7 @@ def knight_ruiz(
     check_iter_opts(None, max_iter, rtol)
     check_positive(eps, "eps", allow_zero=True)
     check_callback(callback)
+    check_bool(warn, "warn")
     dtype = torch.float64
     kern = _engine.prepare_kernel(x, p=p, eps=eps, log_domain=False, dtype=dtype)
     if kern.log:  # pragma: no cover - log_domain=False forces the plain kernel
@@ -214,6 +234,8 @@ def knight_ruiz(
         else:
             sub = Kf[b].index_select(0, ir).index_select(1, ic)
         su, sv, h, mv = _bnewt(sub, p, max_iter, rtol, callback)
+        if float(h[-1]) > rtol and len(h) == max_iter + 1:
+            su, sv, h, mv = _log_restart(sub, p, max_iter, rtol, callback, su, sv, h, mv)
         lu[b, ir], lv[b, ic] = su, sv
         hists.append(h)
         mv_total += mv

@@ -11,29 +11,44 @@ from ._result import work_dtype
 __all__ = ["normalize_rows", "normalize_cols"]
 
 
-def _norms(xw: torch.Tensor, dim: int) -> torch.Tensor:
-    """2-norms along ``dim`` without overflow/underflow: a plain pass, redone with a per-vector
-    max-abs pre-scale only when some norm is non-finite or too small to trust (zero included)."""
+def _norms(xw: torch.Tensor, dim: int):
+    """2-norms along ``dim`` as ``(nrm, mx)`` with norm = ``nrm * mx``, without overflow or
+    underflow: a plain pass (``mx = None``: the norm is ``nrm``), redone with a per-vector max-abs
+    pre-scale (as LAPACK's ``nrm2``) only when some norm is non-finite or too small to trust
+    (zero included). After the redo ``nrm`` is in ``[1, sqrt(n)]`` (0 for a zero vector) and
+    the product may exceed the dtype (float32 rows of 2e38): callers keep the two factors."""
     nrm = torch.linalg.vector_norm(xw, dim=dim)
     lo = math.sqrt(torch.finfo(xw.dtype).tiny) * 1e4
-    if not bool((torch.isfinite(nrm) & (nrm >= lo)).all()):
-        mx = xw.abs().amax(dim=dim, keepdim=True)
-        if not bool(torch.isfinite(mx).all()):
-            raise ValueError("x contains NaN or Inf")
-        mx = torch.where(mx > 0, mx, torch.ones_like(mx))
-        nrm = torch.linalg.vector_norm(xw / mx, dim=dim) * mx.squeeze(dim)
-    return nrm
+    if bool((torch.isfinite(nrm) & (nrm >= lo)).all()):
+        return nrm, None
+    mx = xw.abs().amax(dim=dim, keepdim=True)
+    if not bool(torch.isfinite(mx).all()):
+        raise ValueError("x contains NaN or Inf")
+    mx = torch.where(mx > 0, mx, torch.ones_like(mx))
+    return torch.linalg.vector_norm(xw / mx, dim=dim), mx
 
 
 def _normalize(x: torch.Tensor, eps: float, dim: int):
     """Returns (out, scale, live) with out = x * scale along ``dim`` (computed as x / norm)."""
     xw = x.to(work_dtype(x.dtype))
-    nrm = _norms(xw, dim)
-    ref = nrm.amax(-1, keepdim=True)
-    live = (nrm > eps * ref) & (nrm > 0)
-    denom = torch.where(live, nrm, math.inf)  # x / inf = 0 on dead rows: zeros, never NaN
-    out = (xw / denom.unsqueeze(dim)).to(x.dtype)
-    scale = torch.where(live, 1.0 / torch.where(live, nrm, 1), 0)
+    nrm, mx = _norms(xw, dim)
+    if mx is None:  # the common case: every norm finite and normal
+        ref = nrm.amax(-1, keepdim=True)
+        live = (nrm > eps * ref) & (nrm > 0)
+        denom = torch.where(live, nrm, math.inf)  # x / inf = 0 on dead rows: zeros, never NaN
+        out = (xw / denom.unsqueeze(dim)).to(x.dtype)
+        scale = torch.where(live, 1.0 / torch.where(live, nrm, 1), 0)
+        return out, scale, live
+    # pre-scaled: the norm is nrm * mx, possibly beyond the dtype; decide liveness on logs and
+    # divide by the two factors in turn (x / mx is in [-1, 1], nrm in [1, sqrt(n)])
+    mxs = mx.squeeze(dim)
+    lognrm = torch.log(nrm.double()) + torch.log(mxs.double())  # -inf for a zero vector
+    ref = lognrm.amax(-1, keepdim=True)
+    live = (lognrm > ref + math.log(eps)) if eps > 0 else (nrm > 0)
+    live = live & (nrm > 0)
+    denom = torch.where(live, nrm, math.inf)
+    out = (xw / mx / denom.unsqueeze(dim)).to(x.dtype)
+    scale = torch.where(live, torch.exp(-lognrm), 0).to(xw.dtype)  # may round to 0 below tiny
     return out, scale, live
 
 

@@ -11,6 +11,15 @@ from ._result import apply_scales, work_dtype
 __all__ = ["rc_scale"]
 
 
+def _log_sumsq_scaled(xw: torch.Tensor, dim: int) -> torch.Tensor:
+    """float64 log of the sums of squares along ``dim``, each vector scaled by its max-abs entry
+    (-inf for a zero vector)."""
+    mx = xw.abs().amax(dim=dim, keepdim=True)
+    safe = torch.where(mx > 0, mx, torch.ones_like(mx))
+    sq = (xw / safe).square_().sum(dim).double()
+    return torch.log(sq) + 2 * torch.log(mx.squeeze(dim).double())
+
+
 def _log_sumsq(xw: torch.Tensor, eps: float):
     """log of row/column sums of squares (+ eps when eps > 0), overflow/underflow-safe;
     also the live masks (nonzero rows/columns)."""
@@ -19,19 +28,16 @@ def _log_sumsq(xw: torch.Tensor, eps: float):
     del sq
     ok = bool(torch.isfinite(rs).all()) and bool(torch.isfinite(cs).all())
     ok = ok and bool((rs > 0).all()) and bool((cs > 0).all())
+    # logs of the (small) sum vectors in float64: a float32 log(1e60) carries ~1e-5 absolute
+    # error, which exp turns into a relative error of every scale
     if ok:
-        lrs, lcs = torch.log(rs), torch.log(cs)
-    else:  # pre-scale by the max-abs entry, carry the scale in log space
-        mx = xw.abs().amax(dim=(-2, -1), keepdim=True)
-        mx = torch.where(mx > 0, mx, torch.ones_like(mx))
-        y = xw / mx
-        sq = y * y
-        lm = 2 * torch.log(mx)
-        lrs = torch.log(sq.sum(-1)) + lm.squeeze(-1)
-        lcs = torch.log(sq.sum(-2)) + lm.squeeze(-2)
+        lrs, lcs = torch.log(rs.double()), torch.log(cs.double())
+    else:  # pre-scale each row (column) by its own max-abs entry, as LAPACK's nrm2: a column
+        # 1e-30 next to one of 1e30 would underflow under a common scale
+        lrs, lcs = _log_sumsq_scaled(xw, -1), _log_sumsq_scaled(xw, -2)
     live_r, live_c = lrs > -math.inf, lcs > -math.inf
     if eps > 0:
-        le = torch.tensor(math.log(eps), dtype=xw.dtype, device=xw.device)
+        le = torch.tensor(math.log(eps), dtype=lrs.dtype, device=xw.device)
         lrs, lcs = torch.logaddexp(lrs, le), torch.logaddexp(lcs, le)
     return lrs, lcs, live_r, live_c
 
@@ -43,8 +49,8 @@ def _rc_scales(x: torch.Tensor, exponent: float, eps: float, clip):
     if clip is not None:
         lim = math.log(clip)
         lr, lc = lr.clamp(-lim, lim), lc.clamp(-lim, lim)
-    r = torch.where(live_r, torch.exp(torch.where(live_r, lr, 0)), 0)
-    c = torch.where(live_c, torch.exp(torch.where(live_c, lc, 0)), 0)
+    r = torch.where(live_r, torch.exp(torch.where(live_r, lr, 0)), 0).to(xw.dtype)
+    c = torch.where(live_c, torch.exp(torch.where(live_c, lc, 0)), 0).to(xw.dtype)
     return r, c, live_r, live_c
 
 

@@ -5,14 +5,16 @@ import math
 
 import torch
 
-from .._checks import as_matrix, check_positive, numpy_io
+from .._checks import as_matrix, check_bool, check_positive, numpy_io
 from ._result import (
     BalanceResult,
     check_callback,
     check_iter_opts,
     finish,
-    norm_residual,
+    matrix_residual,
+    needs_check,
     scales_from_logs,
+    target_residual,
     work_dtype,
 )
 
@@ -38,11 +40,12 @@ def ruiz(
     at least halves per sweep; Ruiz 2001, Thm 2.1), for any shape and any sign pattern without
     zero rows/columns. Compare :func:`racs` ``(p=inf)``, whose alternating sweep is exact at once.
 
-    Residual: ``imbalance(matrix, p=inf).residual`` (relative spread of the row and column
-    max-abs values around their means). Dead rows/columns (max <= ``eps`` * max-abs entry;
-    default exact zeros) get scale 0. Batches: per-element freeze, as :func:`racs`. Scales are
-    pre-scaled by the max-abs entry; when some nonzero entry would still underflow (1e±30 in
-    float32) the sweep runs on ``log|x|`` (sums instead of products), so no range overflows.
+    Residual: the max relative deviation of the live row and column max-abs values from their
+    target 1 (checked on the returned matrix near the rounding floor, as :func:`racs`). Dead
+    rows/columns (max <= ``eps`` * max-abs entry; default exact zeros) get scale 0. Batches:
+    per-element freeze, as :func:`racs`. Scales are pre-scaled by the max-abs entry; when some
+    nonzero entry would still underflow (1e±30 in float32) the sweep runs on ``log|x|`` in
+    float64 (sums instead of products), so no range overflows.
 
     Parameters
     ----------
@@ -71,17 +74,19 @@ def ruiz(
     check_iter_opts(steps, max_iter, rtol)
     check_positive(eps, "eps", allow_zero=True)
     check_callback(callback)
+    check_bool(warn, "warn")
     dtype = work_dtype(x.dtype)
     # pre-scale by the max-abs entry; plain products unless some nonzero entry would underflow,
     # then log|x| - log s (sums replace products; -inf marks zeros)
     xa = x.to(dtype).abs()
     s = xa.amax(dim=(-2, -1))
     s = torch.where(s > 0, s, torch.ones_like(s))
-    log_s = torch.log(s)
+    log_s = torch.log(s.double())  # float64: the scales come back through exp
     K = xa.div_(s[..., None, None])
     use_log = int(torch.count_nonzero(K)) != int(torch.count_nonzero(x))
     if use_log:
-        K = torch.log(x.to(dtype).abs()) - log_s[..., None, None]
+        # float64, as racs' log domain: in float32, |log K| ~ 140 leaves a ~1e-5 residual floor
+        K = torch.log(x.to(torch.float64).abs()) - log_s[..., None, None]
     zero = -math.inf if use_log else 0.0
     thr = (math.log(eps) if eps > 0 else -math.inf) if use_log else eps
     live_r, live_c = K.amax(-1) > thr, K.amax(-2) > thr
@@ -99,10 +104,14 @@ def ruiz(
         K = K.masked_fill(~(live_r.unsqueeze(-1) & live_c.unsqueeze(-2)), zero)
 
     # scales: log form in the log path, plain (exact multiplicative updates) otherwise
-    r = torch.full(live_r.shape, 0.0 if use_log else 1.0, dtype=dtype, device=x.device)
-    c = torch.full(live_c.shape, 0.0 if use_log else 1.0, dtype=dtype, device=x.device)
+    r = torch.full(live_r.shape, 0.0 if use_log else 1.0, dtype=K.dtype, device=x.device)
+    c = torch.full(live_c.shape, 0.0 if use_log else 1.0, dtype=K.dtype, device=x.device)
     fixed = steps is not None
     nmax = steps if fixed else max_iter
+    # as racs: near the rounding floor the sweeps aim at rtol / 4 and a claim of convergence is
+    # checked on the returned matrix
+    check = needs_check(rtol, dtype) and not fixed
+    it_tol = 0.25 * rtol if check else rtol
     res = None
     hist = []
     iters = None
@@ -128,10 +137,10 @@ def ruiz(
         if not reuse:
             M = None
         mv += 2
-        new_res = norm_residual(rmax, live_r, cmax, live_c, math.inf)
+        new_res = target_residual(rmax, 1.0, live_r, cmax, 1.0, live_c, math.inf)
         if res is None:
             res = new_res
-            active = torch.ones_like(res, dtype=torch.bool) if fixed else res > rtol
+            active = torch.ones_like(res, dtype=torch.bool) if fixed else res > it_tol
             iters = torch.zeros_like(res, dtype=torch.int64)
         else:
             res = torch.where(active, new_res, res)
@@ -140,7 +149,7 @@ def ruiz(
                 hist.append(res.amax())
                 break
             if not fixed:
-                active = active & (res > rtol)
+                active = active & (res > it_tol)
         hist.append(res.amax())
         if k >= nmax or (not fixed and not bool(active.any())):
             break
@@ -153,14 +162,19 @@ def ruiz(
             r = torch.where(act & live_r, r / torch.sqrt(torch.where(live_r, rmax, 1)), r)
             c = torch.where(act & live_c, c / torch.sqrt(torch.where(live_c, cmax, 1)), c)
     if use_log:
-        lr, lc = r, c
+        lr, lc = r.double(), c.double()
     else:
-        lr, lc = torch.log(r), torch.log(c)
+        lr, lc = torch.log(r.double()), torch.log(c.double())
     n_it = int(iters.amax()) if iters.numel() else 0
     history = torch.stack(hist[: n_it + 1]).to(device="cpu", dtype=torch.float64)
     r, c = scales_from_logs(lr, lc, log_s, 1.0, live_r, live_c)
+    r, c = r.to(dtype), c.to(dtype)  # computed in float64, rounded once
+    verify = None
+    if check:
+        verify = lambda mat: matrix_residual(mat, 1.0, live_r, 1.0, live_c, math.inf, rtol)  # noqa: E731
     return finish(
         x=x, r=r, c=c, live_r=live_r, live_c=live_c, iterations=n_it,
         converged=bool((res <= rtol).all()), history=history, residual=res, matvecs=mv,
         method="ruiz", warn=warn and not fixed, rtol=rtol, out=M,  # M is dead: reuse it
+        verify=verify,
     )

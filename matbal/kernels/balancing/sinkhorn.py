@@ -4,13 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._checks import as_matrix, numpy_io
+from .._checks import as_matrix, check_bool, numpy_io
 from . import _engine
 from ._result import (
     BalanceResult,
     check_callback,
     check_iter_opts,
     finish,
+    matrix_residual,
+    needs_check,
     scales_from_logs,
     stall_hint,
     work_dtype,
@@ -69,7 +71,9 @@ def sinkhorn_knopp(
     on a dead row cannot be met: the result then does not converge, and says so).
 
     Residual (``history``): ``max(max_i |(P1)_i/a_i - 1|, max_j |(P^T1)_j/b_j - 1|)`` over live
-    rows/columns; for the default marginals this equals ``imbalance(P, p=1).residual``.
+    rows/columns (after a sweep the row sums' mean is the target mean, so for the default
+    marginals it is close to ``imbalance(P, p=1).residual``). Near the rounding floor a claim of
+    convergence is checked on the returned matrix, as in :func:`racs`.
 
     Parameters
     ----------
@@ -117,6 +121,8 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
         raise ValueError("b must be nonnegative (got negative entries); use racs for signed matrices")
     check_iter_opts(steps, max_iter, rtol)
     check_callback(callback)
+    check_bool(warn, "warn")
+    check_bool(log_domain, "log_domain", allow_none=True)
     dtype = work_dtype(b.dtype)
     m, n = b.shape[-2], b.shape[-1]
     a_t = _marginal(row_sums, "row_sums", b.shape[:-1], dtype, b.device)
@@ -131,18 +137,28 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
     elif (a_t is None) != (b_t is None):
         raise ValueError("give both row_sums and col_sums, or neither (default: n and m)")
 
-    out = _sk(b, a_t, b_t, steps, max_iter, rtol, log_domain, callback, dtype)
+    # as racs: near the rounding floor (not with fixed steps) the sweeps aim at rtol / 4 and a
+    # claim of convergence is re-measured on the returned matrix
+    check = needs_check(rtol, dtype) and steps is None
+    it_tol = 0.25 * rtol if check else rtol
+    out = _sk(b, a_t, b_t, steps, max_iter, it_tol, log_domain, callback, dtype)
     if not out[0].finite and log_domain is None:
-        out = _sk(b, a_t, b_t, steps, max_iter, rtol, True, callback, dtype)
-    run_out, kern = out
+        out = _sk(b, a_t, b_t, steps, max_iter, it_tol, True, callback, dtype)
+    run_out, kern, ta, tb = out
     if not run_out.finite:
         raise FloatingPointError(
             "sinkhorn_knopp: the scale factors overflowed in the plain domain; "
             "use log_domain=True or None"
         )
     u, v = scales_from_logs(
-        run_out.lu, run_out.lv, kern.log_s, 1.0, kern.live_r, kern.live_c, all_live=kern.all_live
+        run_out.lu, run_out.lv, kern.log_s, 1.0, kern.live_r, kern.live_c,
+        all_live=kern.all_live,
     )
+    u, v = u.to(kern.k.dtype), v.to(kern.k.dtype)  # computed in float64, rounded once
+    verify = None
+    if check:
+        mr, mc = (None, None) if kern.all_live else (kern.live_r, kern.live_c)
+        verify = lambda mat: matrix_residual(mat, ta, mr, tb, mc, 1.0, rtol)  # noqa: E731
     return finish(
         x=b,
         r=u,
@@ -150,7 +166,7 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
         live_r=kern.live_r,
         live_c=kern.live_c,
         iterations=run_out.iterations,
-        converged=run_out.converged,
+        converged=bool((run_out.residual <= rtol).all()),  # the iteration's claim
         history=run_out.history,
         residual=run_out.residual,
         matvecs=run_out.matvecs,
@@ -160,6 +176,7 @@ def _sinkhorn_knopp(b, *, row_sums, col_sums, steps, max_iter, rtol, log_domain,
         hint=stall_hint(run_out.history, kern.k.dtype),
         scale_dtype=dtype,
         out=_engine.spare(kern),  # K is dead: its storage takes the result
+        verify=verify,
     )
 
 
@@ -192,4 +209,4 @@ def _sk(b, a_t, b_t, steps, max_iter, rtol, log_domain, callback, dtype):
         kern, a_t, b_t, residual=residual, steps=steps, max_iter=max_iter, rtol=rtol,
         callback=callback,
     )
-    return run_out, kern
+    return run_out, kern, a_t, b_t

@@ -24,6 +24,8 @@ Directions
   a **lower** bound (``kind="lower"``). Its relative error is about twice that of the norm.
 
 Rounding: the matrix is scaled by its max-abs entry (no overflow for 1e±30 entries) and cast to
+``dtype``; a norm beyond the dtype's max (finite float32 entries near 3e38) is reported as the
+largest finite number by the lower bounds and as ``inf`` by the upper ones. The matrix is cast to
 ``dtype`` (default float32 for 16-bit input, the input dtype otherwise). The computed value is moved
 outward by ``γ = max(m, n)·eps(dtype)`` (lower bounds × ``(1−γ)``, upper bounds × ``(1+γ)``), which
 exceeds the typical ``√n·eps`` rounding error of the products by a wide margin (float32,
@@ -119,7 +121,8 @@ def _power_lower(y: torch.Tensor, iters: int, seed: int) -> torch.Tensor:
     """``max_k ‖Y v_k‖`` over unit power iterates of ``YᵀY`` (a lower bound of ``‖Y‖_2``)."""
     n = y.shape[-1]
     gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(*y.shape[:-2], n, generator=gen, dtype=torch.float64)
+    # one start vector shared by every batch element: a batched call equals the loop
+    v = torch.randn(n, generator=gen, dtype=torch.float64).expand(*y.shape[:-2], n)
     v = v.to(dtype=y.dtype, device=y.device)
     v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
     tiny = torch.finfo(y.dtype).tiny
@@ -162,10 +165,17 @@ def _upper(y: torch.Tensor, iters: int) -> torch.Tensor:
 
 def _spectral(y, scale, gamma, iters, kind, seed) -> torch.Tensor:
     if kind == "lower":
-        val = _power_lower(y, iters, seed) * (1 - gamma)
-    else:
-        val = _upper(y, iters) * (1 + gamma)
-    return val.clamp_min(0) * scale
+        return _lower_bound(_power_lower(y, iters, seed) * (1 - gamma), scale)
+    val = _upper(y, iters) * (1 + gamma)
+    return val.clamp_min(0) * scale  # an upper bound may overflow to inf: still >= the truth
+
+
+def _lower_bound(val: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``val * scale`` for a lower bound: where the product overflows the dtype (a finite input
+    whose norm exceeds the dtype's max), the largest finite number, which is still below the
+    truth (``inf`` would not be)."""
+    prod = val.clamp_min(0) * scale
+    return prod.clamp_max(torch.finfo(prod.dtype).max)
 
 
 @numpy_io
@@ -266,7 +276,7 @@ def quick_stats(
     hi = _spectral(y, one, gamma, upper_iters, "upper", seed)
     return QuickStats(
         frobenius_norm=fro * scale,
-        spectral_lower=lo * scale,
+        spectral_lower=_lower_bound(lo, scale),
         spectral_upper=hi * scale,
         stable_rank_lower=_sr_from(fro, hi, gamma, upper=False),
         stable_rank_upper=_sr_from(fro, lo, gamma, upper=True),

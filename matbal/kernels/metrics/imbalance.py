@@ -37,7 +37,7 @@ _P = (1, 2, float("inf"))
 def row_col_norms(x, p: float = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column p-norms ``(..., m)``, ``(..., n)`` in float32-or-better, overflow-safe.
 
-    ``x``: ``(..., m, n)``; ``p`` in {1, 2, inf}. Each row is divided by its own max-abs entry before
+    ``x``: ``(..., m, n)``, finite; ``p`` in {1, 2, inf}. Each row is divided by its own max-abs entry before
     its norm is taken and that scale multiplied back (columns likewise), so entries near 1e±30 — even
     1e+30 and 1e-30 in the same float32 matrix — neither overflow nor underflow in the squares.
 
@@ -47,19 +47,26 @@ def row_col_norms(x, p: float = 2) -> tuple[torch.Tensor, torch.Tensor]:
     ([5.0, 0.0], [3.0, 4.0])
     """
     check_choice(p, "p", _P)
-    x = as_matrix(x, "x", finite=False)  # no NaN scan: cheap inside balancing loops (NaN in → NaN out)
+    x = as_matrix(x, "x")  # NaN/Inf refused: they would come out as NaN norms
     xa = x.to(torch.promote_types(x.dtype, torch.float32)).abs()
     return _scaled_norms(xa, p, -1), _scaled_norms(xa, p, -2)
 
 
 def _scaled_norms(xa: torch.Tensor, p: float, dim: int) -> torch.Tensor:
+    norm, scale = _norm_factors(xa, p, dim)
+    return norm * scale
+
+
+def _norm_factors(xa: torch.Tensor, p: float, dim: int):
+    """``(norm_s, scale)`` with p-norm = ``norm_s * scale`` (``scale``: max-abs entry, ``norm_s`` in
+    ``[1, n]``; the product may overflow the dtype for finite entries near its max)."""
     scale = xa.amax(dim=dim, keepdim=True)
     if p == float("inf"):
-        return scale.squeeze(dim)
+        return torch.ones_like(scale.squeeze(dim)), scale.squeeze(dim)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     y = xa / safe
     norm = torch.linalg.vector_norm(y, 2, dim=dim) if p == 2 else y.sum(dim)
-    return norm * scale.squeeze(dim)
+    return norm, scale.squeeze(dim)
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,8 @@ class Imbalance:
     zero_cols: torch.Tensor  # number of all-zero columns
 
 
-def _dispersion(v: torch.Tensor):
-    live = v > 0
+def _dispersion(v: torch.Tensor, live: torch.Tensor | None = None):
+    live = v > 0 if live is None else live
     cnt = live.sum(-1).clamp_min(1).to(v.dtype)
     mean = torch.where(live, v, 0).sum(-1) / cnt
     safe_mean = torch.where(mean > 0, mean, torch.ones_like(mean))
@@ -94,7 +101,17 @@ def imbalance(x, *, p: float = 2) -> Imbalance:
     docstring for the definitions; zero rows/columns are excluded and counted.
     """
     x = as_matrix(x, "x")
-    rows, cols = row_col_norms(x, p)
-    rd, rcv, zr = _dispersion(rows)
-    cd, ccv, zc = _dispersion(cols)
+    check_choice(p, "p", _P)
+    xa = x.to(torch.promote_types(x.dtype, torch.float32)).abs()
+    out = []
+    for dim in (-1, -2):
+        # norms relative to the matrix's largest max-abs scale, in float64: finite even where a
+        # norm itself overflows the dtype (finite float32 rows of 2e38), and zero rows stay
+        # zero rows whatever underflows
+        norm, scale = _norm_factors(xa, p, dim)
+        top = scale.amax(-1, keepdim=True)
+        rel = norm.double() * (scale.double() / torch.where(top > 0, top, 1).double())
+        dev, cv, zeros = _dispersion(rel, scale > 0)
+        out.append((dev.to(xa.dtype), cv.to(xa.dtype), zeros))
+    (rd, rcv, zr), (cd, ccv, zc) = out
     return Imbalance(rd, cd, rcv, ccv, torch.maximum(rd, cd), zr, zc)
