@@ -1,0 +1,132 @@
+"""FSDP2 (``fully_shard``, DTensor parameters): every preset keeps the math of the unsharded matrix.
+
+Two gloo processes (tests/_fsdp_worker.py, run once for the module) train a small GPT wrapped per
+block and at the root, and an MLP with a 1-row matrix (rank 1 holds none of it) and a parameter
+left unsharded; the whole-model single-process run with the same global batch is the reference.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from matbal.optim import PRESETS, Chain, ChainOptimizer
+from matbal.optim.fsdp import FSDPChainOptimizer, elementwise_prefix, matrix_cost, shard
+from matbal.optim.transforms import (add_decayed_weights, balance, ema_momentum, orthogonalize,
+                                     scale_by_adam, tap)
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _fsdp_worker as W  # noqa: E402
+
+# float32: the reduce-scatter averages the two half-batch gradients in another order than the
+# full-batch mean (≈1e-7 relative); a 1e-7 relative gradient change moves Muon's step-5 weights by
+# ≈4e-7 (measured). Observed max |Δ| 1.2e-7…3.4e-7 at weights of size ≈1.
+TOL32 = 2e-6
+TOL64 = 1e-10  # float64: the same argument, 1e-16 relative rounding
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fsdp")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                        "_fsdp_worker.py"), str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(W.WORLD)]
+
+
+@pytest.mark.parametrize("preset", W.MAIN_PRESETS)
+def test_float32_matches_single_process(runs, preset):
+    for rank in runs:  # full_tensor() on each rank: both see the same parameters
+        rec = rank[f"gpt/{preset}"]
+        assert rec["max_abs_diff"] <= TOL32 * max(1.0, rec["max_abs"]), rec
+
+
+@pytest.mark.parametrize("preset", W.OTHER_PRESETS)
+def test_other_presets_match_in_float64(runs, preset):
+    rec = runs[0][f"gpt64/{preset}"]
+    assert rec["max_abs_diff"] <= TOL64 * max(1.0, rec["max_abs"]), rec
+
+
+@pytest.mark.parametrize("key", [f"gpt/{p}" for p in W.MAIN_PRESETS if p != "adamw"]
+                         + [f"gpt64/{p}" for p in W.OTHER_PRESETS])
+def test_no_rank_runs_every_matrix_chain(runs, key):
+    counts = runs[0][key]["counts"]
+    n = runs[0][key]["n_matrices"]
+    assert n == 8 and sum(counts) == n * W.STEPS  # each matrix's chain ran once per step
+    assert all(c < n * W.STEPS for c in counts)
+    owned = [set(r[key]["owned"]) for r in runs]
+    assert not (owned[0] & owned[1]) and len(owned[0] | owned[1]) == n
+    assert all(r[key]["comm_bytes"]["all_to_all"] > 0 for r in runs)
+
+
+def test_adamw_is_local(runs):
+    rec = runs[0]["gpt/adamw"]
+    assert rec["counts"] == [0, 0] and "all_to_all" not in rec["comm_bytes"]
+
+
+@pytest.mark.parametrize("key", [f"gpt/{p}" for p in W.MAIN_PRESETS]
+                         + [f"gpt64/{p}" for p in W.OTHER_PRESETS])
+def test_state_is_not_replicated(runs, key):
+    # sharded momentum/Adam moments + owner-only state: the ranks together hold exactly the
+    # single-process optimizer's state, no entry twice
+    assert sum(r[key]["local_state_numel"] for r in runs) == runs[0][key]["reference_state_numel"]
+
+
+@pytest.mark.parametrize("preset", W.EDGE_PRESETS)
+def test_uneven_shards_and_an_unsharded_parameter(runs, preset):
+    rec = runs[0][f"edge/{preset}"]
+    assert rec["max_abs_diff"] <= TOL32 * max(1.0, rec["max_abs"]), rec
+    if preset != "adamw":
+        assert sum(rec["counts"]) == 3 * W.STEPS and all(c < 3 * W.STEPS for c in rec["counts"])
+
+
+@pytest.mark.parametrize("preset", W.DCP_PRESETS)
+def test_dcp_resume_equals_uninterrupted(runs, preset):
+    key = f"gpt/{preset}" if preset in W.MAIN_PRESETS else f"gpt64/{preset}"
+    for rank in runs:
+        assert rank[key]["dcp_max_abs_diff"] == 0.0  # the same operations: bit for bit
+
+
+# --- one process ---------------------------------------------------------------------------------
+def test_single_process_equals_chain_optimizer():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                              torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    ref = {k: v.clone() for k, v in net.state_dict().items()}
+    out = []
+    for make in (lambda: PRESETS["normuon"](net, lr=0.02),
+                 lambda: shard(PRESETS["normuon"](net, lr=0.02))):
+        net.load_state_dict(ref)
+        opt = make()
+        for _ in range(3):
+            net.zero_grad()
+            net(torch.ones(4, 6)).pow(2).sum().backward()
+            opt.step()
+        out.append({k: v.clone() for k, v in net.state_dict().items()})
+    assert isinstance(opt, FSDPChainOptimizer) and opt.world_size == 1
+    assert all(torch.equal(out[0][k], out[1][k]) for k in ref)
+
+
+def test_chain_split_and_cost():
+    assert elementwise_prefix(Chain(ema_momentum(), scale_by_adam(), orthogonalize("muon"))) == 2
+    # a tap is not element-wise: probes see whole matrices on the owner
+    assert elementwise_prefix(Chain(tap(lambda *a: None), ema_momentum())) == 0
+    assert matrix_cost((8, 2), True) == 8 * 2 * 2 and matrix_cost((8, 2), False) == 16
+
+
+def test_weight_decay_between_matrix_transforms_is_refused():
+    w = torch.nn.Parameter(torch.randn(4, 4))
+    chain = Chain(orthogonalize("muon"), add_decayed_weights(0.1), balance("rows"))
+    with pytest.raises(ValueError, match="add_decayed_weights"):
+        FSDPChainOptimizer([w], chain=chain, matrix=True)
+    with pytest.raises(TypeError, match="ChainOptimizer"):
+        shard(torch.optim.SGD([w], lr=0.1))
+    opt = ChainOptimizer([w], chain=Chain(ema_momentum()), lr=0.1)
+    w.grad = torch.ones_like(w)
+    opt.step()
+    with pytest.raises(ValueError, match="stepped"):
+        shard(opt)
