@@ -130,3 +130,32 @@ def test_weight_decay_between_matrix_transforms_is_refused():
     opt.step()
     with pytest.raises(ValueError, match="stepped"):
         shard(opt)
+
+
+# --- matbal train --parallel fsdp ----------------------------------------------------------------
+def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
+    from matbal.train import TrainConfig, train
+    from matbal.train.checkpoint import load_checkpoint
+    args = dict(model="gpt", optimizer="muoneq-r", lr=1e-2, steps=4, n_layer=2, n_head=2,
+                n_embd=24, block_size=16, batch_size=8, eval_every=2, eval_batches=3,
+                warmup_steps=1)
+    flags = [x for k, v in args.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "matbal.train", *flags, "--parallel", "fsdp", "--out-dir", str(tmp_path),
+         "--run-name", "two", "--quiet", "--threads", "1", "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    counts = summary["matrices_per_rank"]
+    assert sum(counts) == 8 * 4 and max(counts) < 8 * 4  # 8 matrices × 4 steps, split
+    one = train(TrainConfig(**args, out_dir=str(tmp_path), run_name="one", quiet=True, threads=1))
+    two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
+    ref = one.model.state_dict()
+    assert set(two) == set(ref)
+    diff = max(float((two[k] - ref[k]).abs().max()) for k in ref)
+    assert diff <= TOL32, diff
+    assert abs(summary["final_val_loss"] - one.final_val_loss) <= 1e-5
+    for r in (0, 1):  # one optimizer shard per rank, as under DDP
+        assert (tmp_path / "two" / ("checkpoint.pt" if r == 0 else "checkpoint.rank1.pt")).exists()

@@ -42,7 +42,8 @@ from ..optim.distributed import DistributedChainOptimizer, distribute
 from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_str, setup
+from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_str, full_state_dict,
+                          load_full_state_dict, setup, wrap_fsdp)
 from .lrs import resolve_lr
 from .models import count_params
 from .rundir import MetricsWriter, code_version, default_run_name, library_versions, write_json
@@ -77,7 +78,9 @@ class TrainResult:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptimizer:
     """The preset ``cfg.optimizer`` on ``model`` (lr resolved; see :mod:`matbal.train.lrs`),
-    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed)."""
+    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed), or
+    with ``cfg.parallel == "fsdp"`` an :class:`~matbal.optim.fsdp.FSDPChainOptimizer` (build it
+    after ``fully_shard``)."""
     kw = cfg.optimizer_kwargs_dict()
     if cfg.weight_decay is not None:
         kw["weight_decay"] = cfg.weight_decay
@@ -90,6 +93,9 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptim
         opt = PRESETS[cfg.optimizer](model, lr=cfg.lr, **kw)
     except TypeError as e:
         raise ValueError(f"optimizer_kwargs {kw} do not fit optimizer {cfg.optimizer!r}: {e}") from None
+    if cfg.parallel == "fsdp":
+        from ..optim.fsdp import shard
+        return shard(opt)
     return distribute(opt)
 
 
@@ -114,15 +120,25 @@ def _run_dir(cfg: TrainConfig, info: DistInfo, device: torch.device) -> Path:
 
 
 @torch.no_grad()
-def _evaluate(model, batches, device, autocast, info: DistInfo) -> float:
+def _evaluate(model, batches, device, autocast, info: DistInfo, *,
+              sharded: bool = False) -> float:
+    """Mean validation loss; batch ``i`` runs on rank ``i mod W``. ``sharded`` (FSDP2: a forward
+    is a collective) gives every rank the same number of forwards, padding with a batch that is
+    not counted."""
     model.eval()
     tot = torch.zeros(2, dtype=torch.float64, device=device)
-    for i, (x, y) in enumerate(batches):
+    batches = list(batches)
+    n = len(batches)
+    rounds = -(-n // info.world_size) * info.world_size if sharded else n
+    for i in range(rounds):
         if i % info.world_size != info.rank:
             continue
+        x, y = batches[i if i < n else 0]
         x, y = x.to(device), y.to(device)
         with autocast():
             logits = model(x)
+        if i >= n:
+            continue
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                reduction="sum")
         tot[0] += loss.double()
@@ -167,6 +183,12 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, rank=info.rank, world_size=info.world_size)
     model = task.model.to(device)
+    fsdp = cfg.parallel == "fsdp" and info.distributed
+    if fsdp:
+        if cfg.probe_every or cfg.record_every:
+            raise ValueError("probes and the recorder are not supported with parallel='fsdp' "
+                             "yet; use parallel='ddp'")
+        wrap_fsdp(model)
     optimizer = build_optimizer(cfg, model)
     scheduler = make_scheduler(optimizer, cfg)
 
@@ -184,7 +206,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
             "n_params": count_params(model), "task": task.info})
         writer.truncate_after(start)
     ddp = model
-    if info.distributed:
+    if info.distributed and not fsdp:
         from torch.nn.parallel import DistributedDataParallel as DDP
         ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -196,7 +218,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     window_t, window_steps = 0.0, 0
     t_begin = time.perf_counter()
     if start == 0:
-        val_loss = _evaluate(model, task.val_batches, device, autocast, info)
+        val_loss = _evaluate(model, task.val_batches, device, autocast, info, sharded=fsdp)
         best_val = min(best_val, val_loss)
         writer.write({"step": 0, "train_loss": None, "val_loss": val_loss,
                       "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": None,
@@ -232,7 +254,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
                                    "step_time_s": dt}
         evaluate = step % cfg.eval_every == 0 or step == cfg.steps
         if evaluate:
-            val_loss = _evaluate(model, task.val_batches, device, autocast, info)
+            val_loss = _evaluate(model, task.val_batches, device, autocast, info, sharded=fsdp)
             best_val = min(best_val, val_loss)
             metrics["val_loss"] = val_loss
         if step % cfg.log_every == 0 or evaluate or step == end:
@@ -327,8 +349,10 @@ def _mean_over_ranks(x: float, device, info: DistInfo) -> float:
 
 # --- checkpoints -------------------------------------------------------------------------------
 def _save(cfg, run_dir, info, device, step, best_val, model, optimizer, scheduler, task):
+    fsdp = cfg.parallel == "fsdp" and info.distributed
+    state = full_state_dict(model) if fsdp else model.state_dict()  # FSDP2: gather on all ranks
     obj = {"format": FORMAT, "step": step, "world_size": info.world_size, "rank": info.rank,
-           "config": cfg.to_dict(), "model": model.state_dict() if info.is_main else None,
+           "config": cfg.to_dict(), "model": state if info.is_main else None,
            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
            "data": task.batcher.state_dict(), "rng": rng_state(device),
            "best_val_loss": best_val if math.isfinite(best_val) else None,
@@ -372,7 +396,10 @@ def _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task):
         raise ValueError("cannot resume: the config differs from the checkpoint's in "
                          + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
                                      for k, (a, b) in diff.items()))
-    model.load_state_dict(ckpt["model"])
+    if cfg.parallel == "fsdp" and info.distributed:
+        load_full_state_dict(model, ckpt["model"])
+    else:
+        model.load_state_dict(ckpt["model"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a different chain would be a different trajectory
         optimizer.load_state_dict(ckpt["optimizer"])
