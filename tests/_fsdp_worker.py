@@ -153,6 +153,34 @@ def dcp_resume(kind, preset, init, data, rank, tmp, uninterrupted):
     return compare(full_params(model2), uninterrupted)["max_abs_diff"]
 
 
+def nonfinite(rank):
+    """A NaN in rank 1's rows only: every rank raises (or, with ``nonfinite="skip"``, skips)."""
+    from matbal.optim import PRESETS
+    from matbal.optim.fsdp import shard
+    out = {}
+    for mode in ("raise", "skip"):
+        model = edge()
+        ignored = wrap("edge", model)
+        opt = shard(PRESETS["muon"](model, lr=0.02, nonfinite=mode))
+        opt.zero_grad()
+        loss_fn("edge", model, batches("edge")[0][2 * rank:2 * rank + 2]).backward()
+        for p in ignored:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+        if rank == 1:
+            model[0].weight.grad.to_local()[0, 0] = float("nan")
+        before = full_params(model)
+        try:
+            opt.step()
+            out[mode] = "stepped"
+        except FloatingPointError:
+            out[mode] = "raised"
+        after = full_params(model)
+        out[f"{mode}_skipped"] = opt.state[model[0].weight].get("skipped", 0)
+        out[f"{mode}_unchanged"] = bool(torch.equal(before["0.weight"], after["0.weight"]))
+        out[f"{mode}_others_moved"] = not torch.equal(before["4.weight"], after["4.weight"])
+    return out
+
+
 def run(rank, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -165,6 +193,7 @@ def run(rank, port, out):
             res[f"gpt64/{preset}"] = scenario("gpt", preset, rank, out, torch.float64)
         for preset in EDGE_PRESETS:
             res[f"edge/{preset}"] = scenario("edge", preset, rank, out)
+        res["nonfinite"] = nonfinite(rank)
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
             json.dump(res, f, indent=1)
         dist.barrier()

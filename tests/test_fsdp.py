@@ -91,6 +91,14 @@ def test_dcp_resume_equals_uninterrupted(runs, preset):
         assert rank[key]["dcp_max_abs_diff"] == 0.0  # the same operations: bit for bit
 
 
+def test_nonfinite_on_one_rank_is_seen_by_all(runs):
+    for rank in runs:
+        rec = rank["nonfinite"]
+        assert rec["raise"] == "raised" and rec["raise_unchanged"]
+        assert rec["skip"] == "stepped" and rec["skip_skipped"] == 1 and rec["skip_unchanged"]
+        assert rec["skip_others_moved"]
+
+
 # --- one process ---------------------------------------------------------------------------------
 def test_single_process_equals_chain_optimizer():
     torch.manual_seed(0)
@@ -138,7 +146,7 @@ def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
     from matbal.train.checkpoint import load_checkpoint
     args = dict(model="gpt", optimizer="muoneq-r", lr=1e-2, steps=4, n_layer=2, n_head=2,
                 n_embd=24, block_size=16, batch_size=8, eval_every=2, eval_batches=3,
-                warmup_steps=1)
+                warmup_steps=1, probe_every=2, record_every=2)
     flags = [x for k, v in args.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
@@ -159,3 +167,29 @@ def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
     assert abs(summary["final_val_loss"] - one.final_val_loss) <= 1e-5
     for r in (0, 1):  # one optimizer shard per rank, as under DDP
         assert (tmp_path / "two" / ("checkpoint.pt" if r == 0 else "checkpoint.rank1.pt")).exists()
+    # probes and the recorder see whole matrices on their owner; the run directory holds every
+    # rank's rows and records, which together are the single-process run's
+    from matbal.instruments.probes import read_rows
+    from matbal.instruments.store import MatrixStore
+
+    def rows(*paths):
+        return {(r["step"], r["layer"], r["kind"], r["metric"]): r["value"]
+                for path in paths for r in read_rows(path) if r["metric"] in DETERMINISTIC}
+    two_rows = rows(tmp_path / "two" / "probes.jsonl", tmp_path / "two" / "probes.rank1.jsonl")
+    one_rows = rows(tmp_path / "one" / "probes.jsonl")
+    assert set(two_rows) == set(one_rows) and len(one_rows) > 100
+    for key, v in one_rows.items():
+        assert abs(two_rows[key] - v) <= 1e-4 * max(1.0, abs(v)), key
+
+    def records(*paths):
+        out = {}
+        for path in paths:
+            with MatrixStore(path, mode="r") as st:
+                out.update({(r.step, r.layer, r.kind): r.shape for r in st.query()})
+        return out
+    assert records(tmp_path / "two" / "store", tmp_path / "two" / "store.rank1") == \
+        records(tmp_path / "one" / "store")
+
+
+DETERMINISTIC = ("frobenius_norm", "rms", "row_cv", "col_cv", "imbalance", "stable_rank",
+                 "spectral_norm")

@@ -34,6 +34,10 @@ whole chain runs on the owner, which sends the full update to the other ranks (t
 :class:`~matbal.optim.distributed.DistributedChainOptimizer` scheme); a chain that is element-wise
 throughout runs on every rank.
 
+Probes and the recorder (:mod:`matbal.instruments.probes`) wrap transforms, so a wrapped transform
+and everything after it belong to the matrix part: they observe whole matrices on the owner (a
+probe on the gradient moves the momentum there too; attach instruments before the first step).
+
 Requirements: call ``fully_shard`` before building the optimizer; every DTensor parameter lives on
 one 1-D device mesh (HSDP/TP meshes: not supported, a clear error); every rank steps the same
 parameters. Non-finite gradients are detected on all ranks alike (one small all-reduce).
@@ -195,6 +199,7 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
             self.world_size = dist.get_world_size(self.process_group)
         self.comm_bytes: dict[str, int] = defaultdict(int)
         self._layouts: dict[int, _Layout] = {}
+        self._prefix: dict[int, int] = {}  # id(group) → element-wise prefix length in use
         for i, g in enumerate(self.param_groups):
             head, _ = _split_trailing_decay(g["chain"])
             if head is None:
@@ -232,8 +237,7 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
 
     # --- the step ----------------------------------------------------------------------------
     def _step_group(self, group: dict) -> None:
-        params_all, names_all = group["params"], group["names"]
-        owners_all = self.owners(group)
+        names_all, params_all, lays_all, owners_all, starts_all, n_head = self._plan(group)
         live = [i for i, p in enumerate(params_all) if p.grad is not None]
         if not live:
             return
@@ -256,20 +260,16 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
         if not keep:
             return
         idx = [live[j] for j in keep]
-        params = [params_all[i] for i in idx]
-        names = [names_all[i] for i in idx]
-        owners = [owners_all[i] for i in idx]
+        params, names = [params_all[i] for i in idx], [names_all[i] for i in idx]
+        lays, owners = [lays_all[i] for i in idx], [owners_all[i] for i in idx]
+        starts = [starts_all[i] for i in idx]
         grads = [grads[j] for j in keep]
-        lays = [self._layout(p, n) for p, n in zip(params, names)]
         locs = [_local(p) for p in params]
         matrix = bool(group["matrix"])
         head, decay = _split_trailing_decay(group["chain"])
-        n_head = 0 if head is None else len(head)
-        k = 0 if head is None else elementwise_prefix(head)
-        # replicated parameters whose chain has a matrix part run all of it on their owner
-        starts = [0 if (not lay.sharded and k < n_head) else k for lay in lays]
+        k = max(starts)  # the element-wise prefix (replicated parameters start at 0)
         steps = []
-        for p, g, lay, r, s in zip(params, grads, lays, owners, starts):
+        for p, lay, r, s in zip(params, lays, owners, starts):
             st = self._init_state(p, group, lay, r, s, n_head)
             st["step"] += 1
             steps.append(st["step"])
@@ -383,7 +383,14 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
         head, _ = _split_trailing_decay(group["chain"])
         n_head = 0 if head is None else len(head)
         k = 0 if head is None else elementwise_prefix(head)
+        if self._prefix.setdefault(id(group), k) != k:
+            # e.g. a probe attached mid-run wrapped the momentum: its sharded state would be
+            # read as a whole matrix on the owner
+            raise RuntimeError(f"the chain's element-wise prefix changed from "
+                               f"{self._prefix[id(group)]} to {k} transforms after state was "
+                               "created; attach instruments before the first step")
         lays = [self._layout(p, n) for p, n in zip(group["params"], group["names"])]
+        # replicated parameters whose chain has a matrix part run all of it on their owner
         starts = [0 if (not lay.sharded and k < n_head) else k for lay in lays]
         return group["names"], group["params"], lays, self.owners(group), starts, n_head
 

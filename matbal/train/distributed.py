@@ -24,7 +24,9 @@ all-gathered. ``--parallel fsdp``: every GPT block, then the root, is wrapped wi
 ``fully_shard`` (:func:`wrap_fsdp`; parameters, gradients and element-wise optimizer state are
 sharded by rows), and the optimizer is a :class:`matbal.optim.fsdp.FSDPChainOptimizer` (each
 matrix assembled on its owner for the matrix part of the chain). Checkpoints then hold the full
-model (gathered, written by rank 0) and one optimizer shard per rank, as with DDP.
+model (gathered, written by rank 0) and one optimizer shard per rank, as with DDP; probes and the
+recorder observe whole matrices on their owner, each rank writing its own ``probes.rank<r>.jsonl``
+and ``store.rank<r>`` in the run directory (as with DDP).
 """
 from __future__ import annotations
 

@@ -185,9 +185,6 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     model = task.model.to(device)
     fsdp = cfg.parallel == "fsdp" and info.distributed
     if fsdp:
-        if cfg.probe_every or cfg.record_every:
-            raise ValueError("probes and the recorder are not supported with parallel='fsdp' "
-                             "yet; use parallel='ddp'")
         wrap_fsdp(model)
     optimizer = build_optimizer(cfg, model)
     scheduler = make_scheduler(optimizer, cfg)
