@@ -193,3 +193,32 @@ def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
 
 DETERMINISTIC = ("frobenius_norm", "rms", "row_cv", "col_cv", "imbalance", "stable_rank",
                  "spectral_norm")
+
+
+RESUME_SCRIPT = """
+import sys
+from matbal.train import TrainConfig, train
+from matbal.train.distributed import full_state_dict, teardown
+args = dict(model="gpt", optimizer="normuon", lr=1e-2, steps=5, n_layer=2, n_head=2, n_embd=24,
+            block_size=16, batch_size=8, eval_every=2, eval_batches=3, warmup_steps=1,
+            parallel="fsdp", quiet=True, threads=1, device="cpu", out_dir=sys.argv[1])
+full = train(TrainConfig(**args, run_name="full"))
+train(TrainConfig(**args, run_name="cut"), stop_at=3)
+resumed = train(TrainConfig(**args, run_name="cut", resume="auto"))
+a, b = full_state_dict(full.model), full_state_dict(resumed.model)
+print("RESULT", max(float((a[k] - b[k]).abs().max()) for k in a), resumed.step)
+teardown()
+"""
+
+
+def test_train_fsdp_resume_is_bit_exact(tmp_path):
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(tmp_path / "runs")], env=env, capture_output=True, text=True,
+        timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    assert results == [["0.0", "5"]] * 2  # both ranks: stopped at 3, resumed to 5, bit-exact
