@@ -138,7 +138,9 @@ def dcp_resume(kind, preset, init, data, rank, tmp, uninterrupted):
     wrap(kind, model)
     opt = make_opt(preset, model)
     train(kind, preset, model, opt, data, 3, rank)
-    dcp.save({"model": model.state_dict(), "optim": opt.sharded_state_dict()}, checkpoint_id=path)
+    saved = opt.sharded_state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in saved.values())  # DCP loads no pickle
+    dcp.save({"model": model.state_dict(), "optim": saved}, checkpoint_id=path)
     model2 = copy.deepcopy(init)
     with torch.no_grad():  # make the fresh copy different, so a no-op load would show
         for p in model2.parameters():

@@ -60,13 +60,14 @@ Example (inside ``torchrun --nproc_per_node=2``)::
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import torch
 import torch.distributed as dist
 
 from .chain import Chain
-from .distributed import DistributedChainOptimizer, _rebuild
+from .distributed import DistributedChainOptimizer, _rebuild, partition
 from .optimizer import ChainOptimizer, _nonfinite, _split_trailing_decay
 from .transforms.adam import ScaleByAdam
 from .transforms.momentum import EMAMomentum, SumMomentum
@@ -100,9 +101,7 @@ def matrix_cost(shape, matrix: bool) -> int:
     >>> matrix_cost((64, 256), True), matrix_cost((64, 4, 3, 3), True), matrix_cost((7,), False)
     (1048576, 82944, 7)
     """
-    numel = 1
-    for s in shape:
-        numel *= int(s)
+    numel = math.prod(int(s) for s in shape)
     if not matrix or len(shape) < 2:
         return numel
     m = int(shape[0])
@@ -156,10 +155,7 @@ class _Layout:
 
     def block_numel(self, r: int) -> int:
         """Entries rank ``r`` holds (all of them for a replicated parameter)."""
-        n = 1
-        for d, s in enumerate(self.shape):
-            n *= (self.sizes[r] if d == self.dim else s)
-        return n
+        return math.prod(self.sizes[r] if d == self.dim else s for d, s in enumerate(self.shape))
 
     def block(self, full: torch.Tensor, r: int) -> torch.Tensor:
         """Rank ``r``'s block of the full tensor (global shape)."""
@@ -220,7 +216,6 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
 
     def owners(self, group: dict) -> list[int]:
         """Owner rank of each parameter of ``group`` (cost-balanced; see module docstring)."""
-        from .distributed import partition
         if self.world_size == 1:
             return [0] * len(group["params"])
         costs = [matrix_cost(p.shape, bool(group["matrix"])) for p in group["params"]]
