@@ -77,9 +77,10 @@ def make_opt(preset, model):
 
 
 def train(kind, preset, model, opt, data, steps, rank, ignored=()):
+    rows = 4 // dist.get_world_size()  # this rank's rows of the global batch of 4
     for batch in data[:steps]:
         opt.zero_grad()
-        loss_fn(kind, model, batch[2 * rank:2 * rank + 2]).backward()
+        loss_fn(kind, model, batch[rows * rank:rows * (rank + 1)]).backward()
         for p in ignored:  # FSDP2 leaves ignored parameters' gradients alone: average them
             dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
         opt.step()
@@ -141,6 +142,12 @@ def dcp_resume(kind, preset, init, data, rank, tmp, uninterrupted):
     saved = opt.sharded_state_dict()
     assert all(isinstance(v, torch.Tensor) for v in saved.values())  # DCP loads no pickle
     dcp.save({"model": model.state_dict(), "optim": saved}, checkpoint_id=path)
+    return compare(dcp_finish(kind, preset, init, data, rank, path), uninterrupted)["max_abs_diff"]
+
+
+def dcp_finish(kind, preset, init, data, rank, path):
+    """Fresh model and optimizer (any world size), ``dcp.load`` the step-3 checkpoint, run to 5."""
+    import torch.distributed.checkpoint as dcp
     model2 = copy.deepcopy(init)
     with torch.no_grad():  # make the fresh copy different, so a no-op load would show
         for p in model2.parameters():
@@ -152,7 +159,25 @@ def dcp_resume(kind, preset, init, data, rank, tmp, uninterrupted):
     model2.load_state_dict(sd["model"])
     opt2.load_sharded_state_dict(sd["optim"])
     train(kind, preset, model2, opt2, data[3:], 2, rank)
-    return compare(full_params(model2), uninterrupted)["max_abs_diff"]
+    return full_params(model2)
+
+
+def reshard(rank, port, out):
+    """One process resumes the 2-process DCP checkpoints (DCP reshards the DTensor state)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        res = {}
+        for preset in DCP_PRESETS:
+            dtype = torch.float32 if preset in MAIN_PRESETS else torch.float64
+            init, data = gpt(dtype), batches("gpt")
+            got = dcp_finish("gpt", preset, init, data, 0, os.path.join(out, f"dcp-{preset}"))
+            res[preset] = compare(got, reference("gpt", preset, init, data, STEPS)[0])
+        with open(os.path.join(out, "reshard.json"), "w") as f:
+            json.dump(res, f, indent=1)
+    finally:
+        dist.destroy_process_group()
 
 
 def nonfinite(rank):
@@ -208,6 +233,7 @@ def main(out):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     torch.multiprocessing.spawn(run, args=(port, out), nprocs=WORLD)
+    torch.multiprocessing.spawn(reshard, args=(port, out), nprocs=1)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,19 @@ TOL64 = 1e-10  # float64: the same argument, 1e-16 relative rounding
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def worker_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
                                                         "_fsdp_worker.py"), str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(W.WORLD)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(worker_out):
+    return [json.loads((worker_out / f"rank{r}.json").read_text()) for r in range(W.WORLD)]
 
 
 @pytest.mark.parametrize("preset", W.MAIN_PRESETS)
@@ -89,6 +94,14 @@ def test_dcp_resume_equals_uninterrupted(runs, preset):
     key = f"gpt/{preset}" if preset in W.MAIN_PRESETS else f"gpt64/{preset}"
     for rank in runs:
         assert rank[key]["dcp_max_abs_diff"] == 0.0  # the same operations: bit for bit
+
+
+@pytest.mark.parametrize("preset", W.DCP_PRESETS)
+def test_dcp_checkpoint_of_two_processes_resumes_in_one(worker_out, preset):
+    # DCP reshards the DTensor state; owner-only state (NorMuon's row moment) is found by name
+    rec = json.loads((worker_out / "reshard.json").read_text())[preset]
+    tol = TOL32 if preset in W.MAIN_PRESETS else TOL64
+    assert rec["max_abs_diff"] <= tol * max(1.0, rec["max_abs"]), rec
 
 
 def test_nonfinite_on_one_rank_is_seen_by_all(runs):
@@ -196,7 +209,7 @@ DETERMINISTIC = ("frobenius_norm", "rms", "row_cv", "col_cv", "imbalance", "stab
 
 
 RESUME_SCRIPT = """
-import sys
+import json, os, sys
 from matbal.train import TrainConfig, train
 from matbal.train.distributed import full_state_dict, teardown
 args = dict(model="gpt", optimizer="normuon", lr=1e-2, steps=5, n_layer=2, n_head=2, n_embd=24,
@@ -206,7 +219,8 @@ full = train(TrainConfig(**args, run_name="full"))
 train(TrainConfig(**args, run_name="cut"), stop_at=3)
 resumed = train(TrainConfig(**args, run_name="cut", resume="auto"))
 a, b = full_state_dict(full.model), full_state_dict(resumed.model)
-print("RESULT", max(float((a[k] - b[k]).abs().max()) for k in a), resumed.step)
+with open(os.path.join(sys.argv[1], f"result{os.environ['RANK']}.json"), "w") as f:
+    json.dump([max(float((a[k] - b[k]).abs().max()) for k in a), resumed.step], f)
 teardown()
 """
 
@@ -220,5 +234,5 @@ def test_train_fsdp_resume_is_bit_exact(tmp_path):
          str(script), str(tmp_path / "runs")], env=env, capture_output=True, text=True,
         timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    results = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("RESULT")]
-    assert results == [["0.0", "5"]] * 2  # both ranks: stopped at 3, resumed to 5, bit-exact
+    results = [json.loads((tmp_path / "runs" / f"result{r}.json").read_text()) for r in (0, 1)]
+    assert results == [[0.0, 5]] * 2  # both ranks: stopped at 3, resumed to 5, bit-exact

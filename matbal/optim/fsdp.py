@@ -45,7 +45,16 @@ parameters. Non-finite gradients are detected on all ranks alike (one small all-
 Checkpoints (the way FSDP2 users save, ``torch.distributed.checkpoint``): :meth:`FSDPChainOptimizer.
 sharded_state_dict` holds only tensors keyed by parameter name — sharded state as DTensors,
 owner state on its owner only, step counts as int64 — so DCP writes each block once and loads
-without pickle; :meth:`FSDPChainOptimizer.load_sharded_state_dict` restores it (same world size).
+without pickle; :meth:`FSDPChainOptimizer.load_sharded_state_dict` restores it. Owner state is
+found by name, so a checkpoint also resumes under another number of processes (DCP reshards the
+DTensors; tested 2 → 1)::
+
+    import torch.distributed.checkpoint as dcp
+    dcp.save({"model": model.state_dict(), "optim": opt.sharded_state_dict()}, checkpoint_id=d)
+    # resume: fresh model (fully_shard) and optimizer, then
+    sd = {"model": model.state_dict(), "optim": opt.sharded_state_dict()}  # the template
+    dcp.load(sd, checkpoint_id=d)
+    model.load_state_dict(sd["model"]); opt.load_sharded_state_dict(sd["optim"])
 
 Example (inside ``torchrun --nproc_per_node=2``)::
 
@@ -420,8 +429,9 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
         return out
 
     def load_sharded_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Restore :meth:`sharded_state_dict` (after ``dcp.load`` filled it); same world size
-        and param groups as the saving run. Missing or unexpected keys raise ``KeyError``."""
+        """Restore :meth:`sharded_state_dict` (after ``dcp.load`` filled it); the same param
+        groups as the saving run (any world size). Missing or unexpected keys raise
+        ``KeyError``."""
         mine = self.sharded_state_dict()
         missing, extra = set(mine) - set(state_dict), set(state_dict) - set(mine)
         if missing or extra:
