@@ -38,7 +38,7 @@ def gpt(dtype=torch.float32):
 
 def edge():
     torch.manual_seed(0)
-    # 0: 5×6 (3/2 rows), 2: 5×5 left unsharded, 4: 1×5 (rank 1 holds no row), 6: head
+    # 0: 5×6 (by columns 3/3), 2: 5×5 left unsharded, 4: 1×5 (rank 1 holds no row), 6: head
     return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 5),
                                torch.nn.Tanh(), torch.nn.Linear(5, 1), torch.nn.Tanh(),
                                torch.nn.Linear(1, 3))
@@ -65,7 +65,10 @@ def wrap(kind, model):
             fully_shard(block)
         fully_shard(model)
         return []
+    from torch.distributed.tensor import Shard
     ignored = {model[2].weight, model[2].bias}
+    # layer 0's weight sharded by columns (FSDP2's shard_placement_fn), the rest by rows
+    fully_shard(model[0], shard_placement_fn=lambda p: Shard(1) if p.ndim == 2 else None)
     fully_shard(model, ignored_params=ignored)
     return list(ignored)
 
@@ -125,7 +128,9 @@ def scenario(kind, preset, rank, tmp, dtype=torch.float32):
            "comm_bytes": dict(opt.comm_bytes),
            "local_state_numel": sum(v.numel() for st in opt.state.values()
                                     for v in st.values() if isinstance(v, torch.Tensor)),
-           "reference_state_numel": ref_numel}
+           "reference_state_numel": ref_numel,
+           "placements": {n: str(getattr(p, "placements", "unsharded"))
+                          for n, p in model.named_parameters()}}
     if kind == "gpt" and preset in DCP_PRESETS:
         rec["dcp_max_abs_diff"] = dcp_resume(kind, preset, init, data, rank, tmp, got)
     return rec

@@ -1,8 +1,9 @@
 """FSDP2 (``fully_shard``, DTensor parameters): every preset keeps the math of the unsharded matrix.
 
 Two gloo processes (tests/_fsdp_worker.py, run once for the module) train a small GPT wrapped per
-block and at the root, and an MLP with a 1-row matrix (rank 1 holds none of it) and a parameter
-left unsharded; the whole-model single-process run with the same global batch is the reference.
+block and at the root (uneven shards: 45×15, 15×15, 15×60), and an MLP with a matrix sharded by
+columns, a 1-row matrix (rank 1 holds none of it) and a parameter left unsharded; the whole-model
+single-process run with the same global batch is the reference.
 """
 import json
 import os
@@ -84,6 +85,9 @@ def test_state_is_not_replicated(runs, key):
 @pytest.mark.parametrize("preset", W.EDGE_PRESETS)
 def test_uneven_shards_and_an_unsharded_parameter(runs, preset):
     rec = runs[0][f"edge/{preset}"]
+    assert rec["placements"]["0.weight"] == "(Shard(dim=1),)"  # by columns
+    assert rec["placements"]["2.weight"] == "unsharded"
+    assert rec["placements"]["4.weight"] == "(Shard(dim=0),)"  # 1 row: rank 1 holds none
     assert rec["max_abs_diff"] <= TOL32 * max(1.0, rec["max_abs"]), rec
     if preset != "adamw":
         assert sum(rec["counts"]) == 3 * W.STEPS and all(c < 3 * W.STEPS for c in rec["counts"])
