@@ -310,15 +310,14 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
             [[updates[i].reshape(-1) for i in send[r]] for r in range(W)],
             [[lays[i].block_numel(s) for i in recv[s]] for s in range(W)], updates)
         mine = [i for i in range(n) if owners[i] == me]
-        full = {}
-        for i in mine:
-            lay = lays[i]
-            buf = torch.empty(lay.shape, dtype=updates[i].dtype, device=updates[i].device)
-            for s in range(W):
-                if i in recv[s]:
-                    piece = pieces[s][recv[s].index(i)]
-                    lay.block(buf, s).copy_(piece.view(lay.block(buf, s).shape))
-            full[i] = buf.reshape(lay.shape[0], -1) if matrix else buf
+        full = {i: torch.empty(lays[i].shape, dtype=updates[i].dtype, device=updates[i].device)
+                for i in mine}
+        for s in range(W):
+            for i, piece in zip(recv[s], pieces[s]):
+                block = lays[i].block(full[i], s)
+                block.copy_(piece.view(block.shape))
+        if matrix:
+            full = {i: f.reshape(f.shape[0], -1) for i, f in full.items()}
         self.matrices_computed += len(mine)
         # 2. the matrix part on whole matrices, batched by the chain (same start in one call)
         for s in sorted({starts[i] for i in mine}):
