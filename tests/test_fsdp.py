@@ -240,3 +240,22 @@ def test_train_fsdp_resume_is_bit_exact(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [json.loads((tmp_path / "runs" / f"result{r}.json").read_text()) for r in (0, 1)]
     assert results == [[0.0, 5]] * 2  # both ranks: stopped at 3, resumed to 5, bit-exact
+
+
+def test_bench_fsdp_bytes(tmp_path):
+    # benchmarks/bench_fsdp.py at toy size: its byte accounting against the formulas of
+    # BENCHMARKS.md §8 (W = 2, every matrix dimension even: exact)
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_fsdp", "--n-layer", "1",
+                           "--n-embd", "32", "--block", "8", "--steps", "1", "--out", str(out)],
+                          env=env, capture_output=True, text=True, timeout=240,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads(out.read_text())["rank0"]
+    M = 32 * 96 + 32 * 32 + 128 * 32 + 32 * 128  # one block: c_attn, c_proj, fc, fc2
+    assert res["fsdp"]["optimizer_bytes_sent"] == 4 * M / 2  # 2(W−1)M/W² entries
+    assert res["naive"]["optimizer_bytes_sent"] == 4 * M / 2  # (W−1)M/W
+    assert res["ddp"]["optimizer_bytes_sent"] >= 4 * M / 2  # (W−1)·largest share
+    assert res["fsdp"]["matrix_chains_per_step"] == 2 and res["naive"][
+        "matrix_chains_per_step"] == 4
