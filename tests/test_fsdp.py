@@ -158,12 +158,11 @@ def test_weight_decay_between_matrix_transforms_is_refused():
 
 
 # --- matbal train --parallel fsdp ----------------------------------------------------------------
-def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
+def _two_processes_and_one(tmp_path, args):
+    """``matbal train --parallel fsdp`` under torchrun (2 processes) and ``train`` in this process;
+    asserts the final parameters and validation loss agree; returns (summary, 1-process result)."""
     from matbal.train import TrainConfig, train
     from matbal.train.checkpoint import load_checkpoint
-    args = dict(model="gpt", optimizer="muoneq-r", lr=1e-2, steps=4, n_layer=2, n_head=2,
-                n_embd=24, block_size=16, batch_size=8, eval_every=2, eval_batches=3,
-                warmup_steps=1, probe_every=2, record_every=2)
     flags = [x for k, v in args.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
@@ -173,8 +172,6 @@ def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
         env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
-    counts = summary["matrices_per_rank"]
-    assert sum(counts) == 8 * 4 and max(counts) < 8 * 4  # 8 matrices × 4 steps, split
     one = train(TrainConfig(**args, out_dir=str(tmp_path), run_name="one", quiet=True, threads=1))
     two = load_checkpoint(tmp_path / "two" / "checkpoint.pt")["model"]
     ref = one.model.state_dict()
@@ -182,6 +179,24 @@ def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
     diff = max(float((two[k] - ref[k]).abs().max()) for k in ref)
     assert diff <= TOL32, diff
     assert abs(summary["final_val_loss"] - one.final_val_loss) <= 1e-5
+    return summary, one
+
+
+def test_train_cli_fsdp_conv_weights(tmp_path):
+    # CNN: conv weights (16, 1, 3, 3) and (32, 16, 3, 3) sharded by output channel, flattened to
+    # (out, in·3·3) matrices on their owner
+    args = dict(model="cnn", optimizer="muoneq-rc", lr=1e-2, steps=4, batch_size=16,
+                eval_every=2, warmup_steps=1)
+    summary, _ = _two_processes_and_one(tmp_path, args)
+    assert sorted(summary["matrices_per_rank"]) == [4, 4]  # 2 conv matrices × 4 steps, split
+
+def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
+    args = dict(model="gpt", optimizer="muoneq-r", lr=1e-2, steps=4, n_layer=2, n_head=2,
+                n_embd=24, block_size=16, batch_size=8, eval_every=2, eval_batches=3,
+                warmup_steps=1, probe_every=2, record_every=2)
+    summary, one = _two_processes_and_one(tmp_path, args)
+    counts = summary["matrices_per_rank"]
+    assert sum(counts) == 8 * 4 and max(counts) < 8 * 4  # 8 matrices × 4 steps, split
     for r in (0, 1):  # one optimizer shard per rank, as under DDP
         assert (tmp_path / "two" / ("checkpoint.pt" if r == 0 else "checkpoint.rank1.pt")).exists()
     # probes and the recorder see whole matrices on their owner; the run directory holds every
