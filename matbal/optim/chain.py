@@ -45,16 +45,24 @@ class Chain:
     def __repr__(self) -> str:
         return "Chain(" + ", ".join(map(repr, self.transforms)) + ")"
 
-    def init(self, update: torch.Tensor) -> dict:
-        """Namespaced initial state of every transform for one parameter."""
+    def init(self, update: torch.Tensor, *, start: int = 0, stop: int | None = None) -> dict:
+        """Namespaced initial state of transforms ``start..stop-1`` (default: all) for one
+        parameter."""
         state = {}
-        for i, t in enumerate(self.transforms):
+        for i, t in self._range(start, stop):
             for k, v in t.init(update).items():
                 state[f"{i}.{k}"] = v
         return state
 
-    def __call__(self, updates: list[torch.Tensor], states: list[dict], ctx: StepContext):
-        for i, t in enumerate(self.transforms):
+    def _range(self, start: int, stop: int | None):
+        stop = len(self.transforms) if stop is None else stop
+        return [(i, self.transforms[i]) for i in range(start, stop)]
+
+    def __call__(self, updates: list[torch.Tensor], states: list[dict], ctx: StepContext, *,
+                 start: int = 0, stop: int | None = None):
+        """Apply transforms ``start..stop-1`` (default: all; state keys keep the chain's
+        indices, so a chain can run in pieces, e.g. on shards and then on full matrices)."""
+        for i, t in self._range(start, stop):
             prefix = f"{i}."
             sub = [{k[len(prefix):]: v for k, v in st.items() if k.startswith(prefix)}
                    for st in states]

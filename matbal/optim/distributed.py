@@ -179,13 +179,19 @@ def distribute(optimizer: ChainOptimizer, *, process_group=None,
     >>> opt.world_size  # no process group initialized: a plain ChainOptimizer
     1
     """
+    return _rebuild(optimizer, DistributedChainOptimizer, process_group=process_group,
+                    partition=partition)
+
+
+def _rebuild(optimizer: ChainOptimizer, cls: type, **kwargs) -> ChainOptimizer:
+    """``cls(optimizer's param groups, nonfinite=…, **kwargs)`` for an optimizer that has not
+    stepped (shared by :func:`distribute` and :func:`matbal.optim.fsdp.shard`)."""
     if not isinstance(optimizer, ChainOptimizer):
         raise TypeError(f"optimizer must be a ChainOptimizer, got {type(optimizer).__name__}")
     if any(len(s) for s in optimizer.state.values()):
-        raise ValueError("distribute() needs an optimizer that has not stepped yet (its state "
-                         "would be replicated, not partitioned)")
+        raise ValueError(f"{cls.__name__} needs an optimizer that has not stepped yet (its "
+                         "state would be replicated, not partitioned)")
     groups = [{k: v for k, v in g.items() if k != "initial_lr"} for g in optimizer.param_groups]
-    new = DistributedChainOptimizer(groups, nonfinite=optimizer.nonfinite,
-                                    process_group=process_group, partition=partition)
+    new = cls(groups, nonfinite=optimizer.nonfinite, **kwargs)
     new.preset = getattr(optimizer, "preset", None)
     return new

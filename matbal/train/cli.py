@@ -2,10 +2,12 @@
 
 ``matbal train --model gpt --optimizer muoneq-r --steps 500`` — every :class:`TrainConfig` field
 is an option (``matbal train --help`` lists them). Under ``torchrun`` the same command trains
-data-parallel (see :mod:`matbal.train.distributed`)::
+data-parallel, or with ``--parallel fsdp`` on an FSDP2-sharded model (see
+:mod:`matbal.train.distributed`)::
 
     python -m matbal.train --model cnn --optimizer muon --steps 200
     torchrun --standalone --nproc_per_node=2 -m matbal.train --model gpt --optimizer muon
+    torchrun --standalone --nproc_per_node=2 -m matbal.train --model gpt --parallel fsdp
 
 Errors in the options exit with status 2 and a message naming the option — also those found
 while the run is set up (:class:`~matbal.train.config.OptionError`: an optimizer keyword the

@@ -35,6 +35,7 @@ MODELS = ("gpt", "mlp", "cnn")
 SCHEDULES = ("cosine", "wsd", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+PARALLEL = ("ddp", "fsdp")
 TENSORBOARD = ("auto", "on", "off")
 DEFAULT_WARMUP_STEPS = 20  # warmup_steps=None: min(DEFAULT_WARMUP_STEPS, steps)
 # fields that may differ between a checkpoint and the run that resumes it (they do not change the
@@ -76,7 +77,9 @@ class TrainConfig:
     Running
     -------
     seed; device (``auto`` = cuda when available); precision (``auto`` = bf16 autocast on cuda,
-    fp32 on cpu; ``bf16`` on a CPU works but is slow where the CPU lacks bf16 matmul units); threads (torch CPU threads, 0 = torch's default); eval_every / eval_batches
+    fp32 on cpu; ``bf16`` on a CPU works but is slow where the CPU lacks bf16 matmul units);
+    parallel (several processes: ``ddp`` = DistributedDataParallel + matrix chains split by owner,
+    ``fsdp`` = FSDP2 ``fully_shard`` per block + :mod:`matbal.optim.fsdp`); threads (torch CPU threads, 0 = torch's default); eval_every / eval_batches
     (validation cadence and size, GPT only — digits use the whole held-out set); log_every;
     ckpt_every (0 = checkpoint only at the end); out_dir / run_name (run directory
     ``out_dir/run_name``, name generated when empty); resume (``""``, ``"auto"`` = this run
@@ -124,6 +127,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    parallel: str = "ddp"
     threads: int = 0
     eval_every: int = 50
     eval_batches: int = 16
@@ -157,6 +161,7 @@ class TrainConfig:
         _choice(self, "schedule", SCHEDULES)
         _choice(self, "device", DEVICES)
         _choice(self, "precision", PRECISIONS)
+        _choice(self, "parallel", PARALLEL)
         _choice(self, "tensorboard", TENSORBOARD)
         for name in ("steps", "batch_size", "n_layer", "n_head", "n_embd", "block_size",
                      "mlp_hidden", "cnn_channels", "eval_every", "eval_batches", "log_every"):

@@ -16,10 +16,17 @@ The run directory (``--out-dir``) must be on a filesystem all nodes share: rank 
 metrics and the model checkpoint, every rank writes its own optimizer shard
 (``checkpoint.rank<r>.pt``); resuming needs the same total number of processes.
 
-What runs where: the model is wrapped in ``DistributedDataParallel`` (gradients averaged with
-all-reduce); the optimizer is a :class:`matbal.optim.distributed.DistributedChainOptimizer`, so
-each rank runs the matrix chain (momentum, balancing, Newton–Schulz) on its share of the matrices
-and the updated matrices are all-gathered.
+What runs where, ``--parallel ddp`` (default): the model is wrapped in
+``DistributedDataParallel`` (gradients averaged with all-reduce); the optimizer is a
+:class:`matbal.optim.distributed.DistributedChainOptimizer`, so each rank runs the matrix chain
+(momentum, balancing, Newton–Schulz) on its share of the matrices and the updated matrices are
+all-gathered. ``--parallel fsdp``: every GPT block, then the root, is wrapped with FSDP2's
+``fully_shard`` (:func:`wrap_fsdp`; parameters, gradients and element-wise optimizer state are
+sharded by rows), and the optimizer is a :class:`matbal.optim.fsdp.FSDPChainOptimizer` (each
+matrix assembled on its owner for the matrix part of the chain). Checkpoints then hold the full
+model (gathered, written by rank 0) and one optimizer shard per rank, as with DDP; probes and the
+recorder observe whole matrices on their owner, each rank writing its own ``probes.rank<r>.jsonl``
+and ``store.rank<r>`` in the run directory (as with DDP).
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "setup", "teardown", "select_device", "all_reduce_sum", "barrier",
-           "broadcast_str"]
+           "broadcast_str", "wrap_fsdp", "full_state_dict", "load_full_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +123,29 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
+
+
+def wrap_fsdp(model: torch.nn.Module) -> torch.nn.Module:
+    """FSDP2 ``fully_shard`` on every block of a GPT (``model.transformer.h``), then on the root
+    (other models: the root only) — torchtitan's layout. Returns ``model`` (wrapped in place)."""
+    from torch.distributed.fsdp import fully_shard
+    blocks = getattr(getattr(model, "transformer", None), "h", None)
+    for block in blocks or ():
+        fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` with every DTensor gathered to a full tensor (a collective: call it on
+    all ranks)."""
+    from torch.distributed.tensor import DTensor
+    return {k: v.full_tensor() if isinstance(v, DTensor) else v
+            for k, v in model.state_dict().items()}
+
+
+def load_full_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load full tensors (as :func:`full_state_dict` writes them) into a sharded model: each rank
+    keeps its block (``torch.distributed.checkpoint.state_dict.set_model_state_dict``)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))

@@ -43,7 +43,8 @@ from ..optim.distributed import DistributedChainOptimizer, distribute
 from .checkpoint import (FORMAT, checkpoint_path, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import OptionError, TrainConfig
-from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_str, setup
+from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_str, full_state_dict,
+                          load_full_state_dict, setup, wrap_fsdp)
 from .lrs import resolve_lr
 from .models import count_params
 from .rundir import (MetricsWriter, code_version, default_run_name, library_versions,
@@ -79,7 +80,9 @@ class TrainResult:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptimizer:
     """The preset ``cfg.optimizer`` on ``model`` (lr resolved; see :mod:`matbal.train.lrs`),
-    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed).
+    as a :class:`DistributedChainOptimizer` (a plain ChainOptimizer when not distributed), or
+    with ``cfg.parallel == "fsdp"`` an :class:`~matbal.optim.fsdp.FSDPChainOptimizer` (build it
+    after ``fully_shard``).
 
     A keyword the preset refuses raises :class:`~matbal.train.config.OptionError` naming the
     option it came from (``lr``, ``adamw_lr``, ``weight_decay`` or ``optimizer_kwargs``) and
@@ -113,6 +116,9 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> DistributedChainOptim
                 ) from None
         raise OptionError("optimizer_kwargs" if cfg.optimizer_kwargs_dict() else "optimizer",
                           f"optimizer {cfg.optimizer!r} refuses {kw}: {e}") from None
+    if cfg.parallel == "fsdp":
+        from ..optim.fsdp import shard
+        return shard(opt)
     return distribute(opt)
 
 
@@ -144,15 +150,25 @@ def _run_dir(cfg: TrainConfig, info: DistInfo, device: torch.device) -> Path:
 
 
 @torch.no_grad()
-def _evaluate(model, batches, device, autocast, info: DistInfo) -> float:
+def _evaluate(model, batches, device, autocast, info: DistInfo, *,
+              sharded: bool = False) -> float:
+    """Mean validation loss; batch ``i`` runs on rank ``i mod W``. ``sharded`` (FSDP2: a forward
+    is a collective) gives every rank the same number of forwards, padding with a batch that is
+    not counted."""
     model.eval()
     tot = torch.zeros(2, dtype=torch.float64, device=device)
-    for i, (x, y) in enumerate(batches):
+    batches = list(batches)
+    n = len(batches)
+    rounds = -(-n // info.world_size) * info.world_size if sharded else n
+    for i in range(rounds):
         if i % info.world_size != info.rank:
             continue
+        x, y = batches[i if i < n else 0]
         x, y = x.to(device), y.to(device)
         with autocast():
             logits = model(x)
+        if i >= n:
+            continue
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                reduction="sum")
         tot[0] += loss.double()
@@ -197,6 +213,9 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, rank=info.rank, world_size=info.world_size)
     model = task.model.to(device)
+    fsdp = cfg.parallel == "fsdp" and info.distributed
+    if fsdp:
+        wrap_fsdp(model)
     optimizer = build_optimizer(cfg, model)
     scheduler = make_scheduler(optimizer, cfg)
 
@@ -219,7 +238,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
         # before its first one) everything is, step 0 included
         writer.truncate_after(start if ckpt is not None else -1)
     ddp = model
-    if info.distributed:
+    if info.distributed and not fsdp:
         from torch.nn.parallel import DistributedDataParallel as DDP
         ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -231,7 +250,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
     window_t, window_steps = 0.0, 0
     t_begin = time.perf_counter()
     if start == 0:
-        val_loss = _evaluate(model, task.val_batches, device, autocast, info)
+        val_loss = _evaluate(model, task.val_batches, device, autocast, info, sharded=fsdp)
         best_val = min(best_val, val_loss)
         writer.write({"step": 0, "train_loss": None, "val_loss": val_loss,
                       "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": None,
@@ -267,7 +286,7 @@ def train(cfg: TrainConfig, *, callbacks: Iterable[Any] = (), stop_at: int | Non
                                    "step_time_s": dt}
         evaluate = step % cfg.eval_every == 0 or step == cfg.steps
         if evaluate:
-            val_loss = _evaluate(model, task.val_batches, device, autocast, info)
+            val_loss = _evaluate(model, task.val_batches, device, autocast, info, sharded=fsdp)
             best_val = min(best_val, val_loss)
             metrics["val_loss"] = val_loss
         if step % cfg.log_every == 0 or evaluate or step == end:
@@ -399,8 +418,10 @@ def _mean_over_ranks(x: float, device, info: DistInfo) -> float:
 
 # --- checkpoints -------------------------------------------------------------------------------
 def _save(cfg, run_dir, info, device, step, best_val, model, optimizer, scheduler, task):
+    fsdp = cfg.parallel == "fsdp" and info.distributed
+    state = full_state_dict(model) if fsdp else model.state_dict()  # FSDP2: gather on all ranks
     obj = {"format": FORMAT, "step": step, "world_size": info.world_size, "rank": info.rank,
-           "config": cfg.to_dict(), "model": model.state_dict() if info.is_main else None,
+           "config": cfg.to_dict(), "model": state if info.is_main else None,
            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
            "data": task.batcher.state_dict(), "rng": rng_state(device),
            "best_val_loss": best_val if math.isfinite(best_val) else None,
@@ -452,7 +473,10 @@ def _restore(ckpt, cfg, info, device, model, optimizer, scheduler, task):
         raise OptionError("resume", "cannot resume: the config differs from the checkpoint's in "
                           + ", ".join(f"{k} (checkpoint {b!r}, now {a!r})"
                                       for k, (a, b) in diff.items()))
-    model.load_state_dict(ckpt["model"])
+    if cfg.parallel == "fsdp" and info.distributed:
+        load_full_state_dict(model, ckpt["model"])
+    else:
+        model.load_state_dict(ckpt["model"])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a different chain would be a different trajectory
