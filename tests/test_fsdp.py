@@ -25,13 +25,18 @@ import _fsdp_worker as W  # noqa: E402
 # full-batch mean (≈1e-7 relative); a 1e-7 relative gradient change moves Muon's step-5 weights by
 # ≈4e-7 (measured). Observed max |Δ| 1.2e-7…3.4e-7 at weights of size ≈1.
 TOL32 = 2e-6
+
+# float32 NS in every run (module fixtures included): the exactness checks compare with a single
+# process at rounding level, which bf16 NS (the measured "auto" choice on CPUs with AMX) would
+# round up to ~1e-3
+NS32 = {"MATBAL_NS_DTYPE": "float32"}
 TOL64 = 1e-10  # float64: the same argument, 1e-16 relative rounding
 
 
 @pytest.fixture(scope="module")
 def worker_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **NS32}
     proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
                                                         "_fsdp_worker.py"), str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
@@ -164,7 +169,7 @@ def _two_processes_and_one(tmp_path, args):
     from matbal.train import TrainConfig, train
     from matbal.train.checkpoint import load_checkpoint
     flags = [x for k, v in args.items() for x in (f"--{k.replace('_', '-')}", str(v))]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **NS32}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "matbal.train", *flags, "--parallel", "fsdp", "--out-dir", str(tmp_path),
@@ -182,7 +187,8 @@ def _two_processes_and_one(tmp_path, args):
     return summary, one
 
 
-def test_train_cli_fsdp_conv_weights(tmp_path):
+def test_train_cli_fsdp_conv_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv(*next(iter(NS32.items())))  # the in-process reference run too
     # CNN: conv weights (16, 1, 3, 3) and (32, 16, 3, 3) sharded by output channel, flattened to
     # (out, in·3·3) matrices on their owner
     args = dict(model="cnn", optimizer="muoneq-rc", lr=1e-2, steps=4, batch_size=16,
@@ -190,7 +196,8 @@ def test_train_cli_fsdp_conv_weights(tmp_path):
     summary, _ = _two_processes_and_one(tmp_path, args)
     assert sorted(summary["matrices_per_rank"]) == [4, 4]  # 2 conv matrices × 4 steps, split
 
-def test_train_cli_fsdp_two_processes_equal_one(tmp_path):
+def test_train_cli_fsdp_two_processes_equal_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(*next(iter(NS32.items())))  # the in-process reference run too
     args = dict(model="gpt", optimizer="muoneq-r", lr=1e-2, steps=4, n_layer=2, n_head=2,
                 n_embd=24, block_size=16, batch_size=8, eval_every=2, eval_batches=3,
                 warmup_steps=1, probe_every=2, record_every=2)
@@ -247,7 +254,7 @@ teardown()
 def test_train_fsdp_resume_is_bit_exact(tmp_path):
     script = tmp_path / "resume.py"
     script.write_text(RESUME_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **NS32}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(script), str(tmp_path / "runs")], env=env, capture_output=True, text=True,
@@ -261,7 +268,7 @@ def test_bench_fsdp_bytes(tmp_path):
     # benchmarks/bench_fsdp.py at toy size: its byte accounting against the formulas of
     # BENCHMARKS.md §8 (W = 2, every matrix dimension even: exact)
     out = tmp_path / "bench.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **NS32}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_fsdp", "--n-layer", "1",
                            "--n-embd", "32", "--block", "8", "--steps", "1", "--out", str(out)],
                           env=env, capture_output=True, text=True, timeout=240,

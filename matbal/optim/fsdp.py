@@ -77,7 +77,8 @@ import torch.distributed as dist
 
 from .chain import Chain
 from .distributed import DistributedChainOptimizer, _rebuild, partition
-from .optimizer import ChainOptimizer, _nonfinite, _split_trailing_decay
+from .optimizer import ChainOptimizer, _init_state, _nonfinite, _split_trailing_decay
+from .views import MATRIX
 from .transforms.adam import ScaleByAdam
 from .transforms.momentum import EMAMomentum, SumMomentum
 from .transforms.weight_decay import AddDecayedWeights
@@ -381,6 +382,19 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
                                               if group["matrix"] else full, start=start))
         return st
 
+    def _expected_state(self, group: dict, p: torch.Tensor) -> dict:
+        """What :meth:`_init_state` keeps for ``p`` on this rank (checked by ``load_state_dict``):
+        the element-wise prefix's state on the local block, the rest only on the owner."""
+        _, params, lays, owners, starts, n_head = self._plan(group)
+        i = next(j for j, q in enumerate(params) if q is p)
+        loc = _local(p).detach()
+        st = _init_state(group["chain"], loc, None, stop=starts[i])
+        if owners[i] == self.rank and starts[i] < n_head:
+            full = torch.empty(lays[i].shape, dtype=loc.dtype, device="meta")
+            st.update(_init_state(group["chain"], full, MATRIX if group["matrix"] else None,
+                                  start=starts[i]))
+        return st
+
     def _plan(self, group: dict):
         """``(names, params, layouts, owners, starts, head length)`` of every parameter."""
         head, _ = _split_trailing_decay(group["chain"])
@@ -447,6 +461,10 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
                             st[key] = int(new)
                         else:
                             v.copy_(_local(new))
+
+    def _find_nonfinite(self, grads: list[torch.Tensor]) -> set[int]:
+        """The shell's all-groups screen before any update, on local shards, agreed by all ranks."""
+        return self._agree_nonfinite([_local(g) for g in grads])
 
     def _agree_nonfinite(self, grads: list[torch.Tensor]) -> set[int]:
         """Indices of non-finite gradients on *any* rank (so every rank raises or skips alike)."""

@@ -143,7 +143,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p, name in live:
             if p.grad.is_sparse:
                 raise RuntimeError(f"parameter {name}: sparse gradients are not supported")
-        bad = sorted(_nonfinite([p.grad for p, _ in live]))
+        bad = sorted(self._find_nonfinite([p.grad for p, _ in live]))
         if bad and self.nonfinite == "raise":
             names = [live[i][1] for i in bad]
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
@@ -151,6 +151,16 @@ class ChainOptimizer(torch.optim.Optimizer):
                 f"non-finite gradient (NaN/Inf) in parameter {names[0]}{more}; nothing was "
                 "updated; pass nonfinite='skip' to skip such parameters' steps")
         return {id(live[i][0]) for i in bad}
+
+    def _expected_state(self, group: dict, p: torch.Tensor) -> dict[str, Any]:
+        """The state this optimizer creates for ``p`` on its first step (keys and shapes; what
+        :meth:`load_state_dict` checks a loaded state against)."""
+        return _init_state(group["chain"], p, self.matrix_view(p) if group["matrix"] else None)
+
+    def _find_nonfinite(self, grads: list[torch.Tensor]) -> set[int]:
+        """Indices of the non-finite gradients among ``grads`` (a sharded subclass makes every
+        rank agree)."""
+        return _nonfinite(grads)
 
     def _step_group(self, group: dict) -> None:
         refused = getattr(self, "_refused", None)
@@ -267,8 +277,7 @@ def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
         keys = set(st) - {"skipped"}
         if not keys:  # never stepped (only skipped, or nothing)
             continue
-        view = opt.matrix_view(p) if g["matrix"] else None
-        want = {"step": 0, **_init_state(g["chain"], p, view)}
+        want = {"step": 0, **opt._expected_state(g, p)}
         missing = sorted(set(want) - keys)
         if missing:
             raise ValueError(f"parameter {name}: state_dict lacks state {missing} that this "
@@ -284,15 +293,18 @@ def _check_loadable(opt: ChainOptimizer, sd: dict[str, Any]) -> None:
                                  "from a model with other shapes")
 
 
-def _init_state(chain: Chain, p: torch.Tensor, view) -> dict[str, Any]:
+def _init_state(chain: Chain, p: torch.Tensor, view, **span) -> dict[str, Any]:
     """The state ``chain.init`` gives ``p`` (through its :class:`~matbal.optim.views.MatrixView`
-    ``view`` in a matrix group, ``None`` otherwise), built on the meta device (no memory) unless a
-    transform's ``init`` needs real data."""
-    shape = view.matrix_shape(p.shape) if view is not None else tuple(p.shape)
+    ``view`` in a matrix group, ``None`` otherwise; ``p`` may be a shape), built on the meta device
+    (no memory) unless a transform's ``init`` needs real data. ``span``: ``start``/``stop`` of the
+    transforms (a chain run in pieces)."""
+    shape = tuple(p.shape) if isinstance(p, torch.Tensor) else tuple(p)
+    dtype = p.dtype if isinstance(p, torch.Tensor) else torch.float32
+    shape = view.matrix_shape(shape) if view is not None else shape
     try:
-        return chain.init(torch.empty(shape, dtype=p.dtype, device="meta"))
+        return chain.init(torch.empty(shape, dtype=dtype, device="meta"), **span)
     except (RuntimeError, NotImplementedError):
-        return chain.init(torch.zeros(shape, dtype=p.dtype, device=p.device))
+        return chain.init(torch.zeros(shape, dtype=dtype), **span)
 
 
 def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:
