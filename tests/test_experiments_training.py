@@ -15,9 +15,10 @@ from matbal.lab import training as T
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = {"eq5_muoneq_gpt": ["EQ-5"], "reg2_adamw_cosine": ["REG-2"],
-            "reg3_finetune_shift": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"]}
+            "reg3_finetune_shift": [],  # a finding now: REG-3 is settled on MiniLM
+            "reg3_minilm_finetune": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"]}
 FIGURES = {"fig_eq5_loss_curves": "eq5_muoneq_gpt", "fig_reg2_adamw_cosine": "reg2_adamw_cosine",
-           "fig_reg3_finetune": "reg3_finetune_shift",
+           "fig_reg3_finetune": "reg3_finetune_shift", "fig_reg3_minilm": "reg3_minilm_finetune",
            "fig_rm1_row_vs_polar": "rm1_row_vs_polar_momenta"}
 
 
@@ -47,9 +48,11 @@ def test_training_experiment_quick_mode(name, quick_dir):
     back = lab.load_results(name, results_dir=quick_dir)
     assert back.rows and back.config == json.loads(json.dumps(mod.QUICK))
     assert [c["id"] for c in back.claims] == TRAINING[name]
-    c = back.claims[0]
-    assert c["verdict"] in ("holds", "fails", "holds under conditions")
-    assert c["measured"] and c["criterion"]
+    if not TRAINING[name]:  # a finding: a question and its answer in the summary
+        assert back.summary["question"] and back.summary["finding"]
+    for c in back.claims:
+        assert c["verdict"] in ("holds", "fails", "holds under conditions")
+        assert c["measured"] and c["criterion"]
     # the runs live beside the quick results, never in experiments/results
     assert (quick_dir / "_runs").is_dir()
     assert not (ROOT / "experiments" / "results" / "_runs").exists()
