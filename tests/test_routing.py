@@ -386,3 +386,50 @@ def test_head_names_inside_numbered_blocks_are_hidden_layers():
     assert labels["layer.0.output.dense.weight"] == "matrix"
     assert labels["layer.1.output.dense.weight"] == "matrix"
     assert labels["classifier.weight"] == "adamw"
+
+
+def test_real_transformers_gpt2_routing_parameter_by_parameter():
+    """The real HF GPT-2 (tiny config, random weights): Conv1D weights stored (in, out) are matrices
+    seen transposed; the fused c_attn is one (3d, d) matrix; the tied lm_head/wte go to AdamW."""
+    tr = pytest.importorskip("transformers")
+    cfg = tr.GPT2Config(vocab_size=50, n_positions=16, n_embd=12, n_layer=2, n_head=3)
+    model = tr.GPT2LMHeadModel(cfg)
+    table = route(model)
+    rows = {r.name: r for r in table}
+    for i in range(2):
+        for mod, (m, n) in {"attn.c_attn": (36, 12), "attn.c_proj": (12, 12),
+                            "mlp.c_fc": (48, 12), "mlp.c_proj": (12, 48)}.items():
+            r = rows[f"transformer.h.{i}.{mod}.weight"]
+            assert r.label == "matrix" and r.view.transpose, (mod, r)
+            assert r.view.matrix_shape(r.shape) == (m, n)  # rows = outputs
+            assert r.shape == (n, m)                       # stored (in, out)
+    assert rows["transformer.wte.weight"].label == "adamw"
+    assert rows["transformer.wpe.weight"].label == "adamw"
+    assert not any(n.startswith("lm_head") for n in rows)  # tied to wte: listed once
+    assert {n for n, r in rows.items() if r.label == "matrix"} == {
+        f"transformer.h.{i}.{m}.weight" for i in range(2)
+        for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+
+
+def test_real_transformers_conv1d_trained_by_muon_equals_muon_on_out_in_linear():
+    tr = pytest.importorskip("transformers")
+    from transformers.pytorch_utils import Conv1D
+
+    from matbal.optim import muon
+
+    torch.manual_seed(0)
+    conv = Conv1D(nf=10, nx=6).double()              # weight (6, 10): in=6, out=10
+    lin = nn.Linear(6, 10).double()
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight.T)
+        lin.bias.copy_(conv.bias)
+    kw = dict(lr=0.05, ns_dtype=torch.float64, head=None)
+    a = muon(nn.Sequential(conv), **kw)
+    b = muon(nn.Sequential(lin), **kw)
+    for step in range(3):
+        x = torch.randn(4, 6, dtype=torch.float64)
+        for net, opt in ((conv, a), (lin, b)):
+            opt.zero_grad()
+            (net(x) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(conv.weight.T, lin.weight, rtol=0, atol=1e-12)
