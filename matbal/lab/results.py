@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import io
 import json
 import math
@@ -57,8 +58,18 @@ def _resolve_dir(path) -> Path:
     return Path(env) if env else REPO_ROOT / "experiments" / "results"
 
 
-def provenance() -> dict[str, Any]:
-    """Code version (git SHA, dirty flag), library versions, UTC date and the command line."""
+def script_hash(name: str) -> str | None:
+    """SHA-256 (hex) of ``experiments/<name>.py`` — the script that makes result ``name`` — or
+    None when there is no such script (results written by other code)."""
+    path = REPO_ROOT / "experiments" / f"{name}.py"
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def provenance(name: str | None = None) -> dict[str, Any]:
+    """Code version (git SHA, dirty flag), library versions, UTC date, the command line and, for
+    result ``name``, the hash of the experiment script that made it (:func:`script_hash`)."""
     from ..train.rundir import code_version, library_versions  # the one code-version helper
 
     libs = library_versions()
@@ -78,6 +89,7 @@ def provenance() -> dict[str, Any]:
         "libraries": libs,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(sys.argv),
+        "script_sha256": script_hash(name) if name else None,
     }
 
 
@@ -262,7 +274,7 @@ def save_results(
         "claims": _json_safe([dict(c) for c in claims]),
         "columns": types,
         "n_rows": len(plain),
-        "provenance": _json_safe(provenance()),
+        "provenance": _json_safe(provenance(name)),
     }
     out = _resolve_dir(results_dir)
     out.mkdir(parents=True, exist_ok=True)
