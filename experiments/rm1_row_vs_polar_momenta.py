@@ -25,40 +25,17 @@ import math
 import numpy as np
 import torch
 
-import matbal
 import matbal.synthetic as syn
 from matbal.instruments.store import MatrixStore
 from matbal.lab import experiment_cli, load_results, save_results, verdict
-from matbal.lab.training import (LAYER_TYPES, RECORDING, RECORDING_QUICK, cosine, layer_type,
+from matbal.lab.momenta import row_vs_polar, spectrum_summary
+from matbal.lab.training import (LAYER_TYPES, RECORDING, RECORDING_QUICK, layer_type,
                                  recorded_gpt)
 
 NAME = "rm1_row_vs_polar_momenta"
 CONFIG = {"recording": RECORDING, "stream": "muon", "polar_rtol": 1e-6, "from_step": 20,
           "min_cos": 0.9, "max_err_ratio": 2.0, "gaussian_seeds": [0, 1, 2]}
 QUICK = dict(CONFIG, recording=RECORDING_QUICK, from_step=2, gaussian_seeds=[0])
-
-
-def _row_polar(x: torch.Tensor, rtol: float) -> dict:
-    """EQ-4's measurements on one matrix (float64)."""
-    x = x.double()
-    m, n = x.shape
-    r = matbal.normalize_rows(x)
-    q = matbal.polar(x, rtol=rtol)
-    o = matbal.newton_schulz(x.float(), schedule="muon", steps=5).double()
-    s = min(1.0, math.sqrt(n / m))
-    cos_rows = (r @ r.T)
-    off = cos_rows[~torch.eye(m, dtype=torch.bool)].abs()
-    return {"error": float(torch.linalg.matrix_norm(s * r - q, ord=2)),
-            "cos_r_polar": cosine(r, q), "cos_r_ns5": cosine(r, o), "cos_ns5_polar": cosine(o, q),
-            "gram_dev": float(matbal.orthogonality_error(r if m <= n else r * s).gram_spectral),
-            "mean_abs_row_cos": float(off.mean()), "max_abs_row_cos": float(off.max())}
-
-
-def _spectrum(x: torch.Tensor) -> dict:
-    sv = matbal.svdvals(x)
-    fro = float(torch.linalg.norm(x.double()))
-    return {"x_min": float(sv[-1]) / fro, "x_min2": float(sv[-2]) / fro,
-            "stable_rank": float((sv ** 2).sum() / sv[0] ** 2)}
 
 
 def main(quick: bool = False, results_dir=None):
@@ -77,15 +54,15 @@ def main(quick: bool = False, results_dir=None):
                 overlap = float((u_min @ torch.ones(m, dtype=torch.float64)).abs() / math.sqrt(m))
             rows.append({"step": r.step, "layer": r.layer, "layer_type": layer_type(r.layer),
                          "m": m, "n": n, "gaussian_rule": math.sqrt(min(m, n) / max(m, n)),
-                         **_row_polar(mom, cfg["polar_rtol"]), **_spectrum(mom),
-                         **{f"grad_{k}": v for k, v in _spectrum(g).items()},
+                         **row_vs_polar(mom, cfg["polar_rtol"]), **spectrum_summary(mom),
+                         **{f"grad_{k}": v for k, v in spectrum_summary(g).items()},
                          "grad_left_null_overlap_ones": overlap})
     shapes = sorted({(r["m"], r["n"]) for r in rows})
     gauss = {}
     for m, n in shapes:
-        vals = [_row_polar(syn.gaussian(m, n, seed=s, dtype=torch.float64), cfg["polar_rtol"])
+        vals = [row_vs_polar(syn.gaussian(m, n, seed=s, dtype=torch.float64), cfg["polar_rtol"])
                 for s in cfg["gaussian_seeds"]]
-        vals = [{**v, **_spectrum(syn.gaussian(m, n, seed=sd, dtype=torch.float64))}
+        vals = [{**v, **spectrum_summary(syn.gaussian(m, n, seed=sd, dtype=torch.float64))}
                 for v, sd in zip(vals, cfg["gaussian_seeds"])]
         gauss[(m, n)] = {k: float(np.median([v[k] for v in vals])) for k in vals[0]}
         rows.append({"step": None, "layer": "gaussian", "layer_type": "gaussian", "m": m, "n": n,

@@ -1,0 +1,62 @@
+"""Per-matrix measurements the momentum studies share (RM-1, NM-1, the MiniLM recording).
+
+- :func:`row_vs_polar` — EQ-4/RM-1's comparison of row normalization with orthogonalization on one
+  matrix ``M`` (float64): the spectral error ``‖s·R(M) − polar(M)‖₂`` with ``s = min(1, √(n/m))``,
+  the cosines ``cos(R(M), polar(M))``, ``cos(R(M), NS5(M))``, ``cos(NS5(M), polar(M))``, the
+  Gram deviation of the scaled rows and their mean/max absolute row cosine. ``polar`` drops
+  singular values below ``rtol·σ₁`` (:func:`matbal.polar`).
+- :func:`spectrum_summary` — ``x_min = σ_r/‖M‖_F``, the second smallest ``σ_{r−1}/‖M‖_F`` and the
+  stable rank.
+- :func:`row_norm_spread` — NM-1's row-norm statistics of an orthogonalized update: coefficient of
+  variation and largest deviation from 1 of the row norms, with the matrix oriented tall.
+
+>>> import torch
+>>> x = torch.eye(4, dtype=torch.float64)
+>>> round(row_vs_polar(x)["cos_r_polar"], 12), round(spectrum_summary(x)["stable_rank"], 12)
+(1.0, 4.0)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+import matbal
+
+from .training import cosine
+
+__all__ = ["row_vs_polar", "spectrum_summary", "row_norm_spread"]
+
+
+def row_vs_polar(x: torch.Tensor, rtol: float = 1e-6) -> dict:
+    """Row normalization vs the polar factor and Muon NS5 on one matrix (module docstring)."""
+    x = x.double()
+    m, n = x.shape
+    r = matbal.normalize_rows(x)
+    q = matbal.polar(x, rtol=rtol)
+    o = matbal.newton_schulz(x.float(), schedule="muon", steps=5).double()
+    s = min(1.0, math.sqrt(n / m))
+    off = (r @ r.T)[~torch.eye(m, dtype=torch.bool)].abs()
+    return {"error": float(torch.linalg.matrix_norm(s * r - q, ord=2)),
+            "cos_r_polar": cosine(r, q), "cos_r_ns5": cosine(r, o), "cos_ns5_polar": cosine(o, q),
+            "gram_dev": float(matbal.orthogonality_error(r if m <= n else r * s).gram_spectral),
+            "mean_abs_row_cos": float(off.mean()) if off.numel() else 0.0,
+            "max_abs_row_cos": float(off.max()) if off.numel() else 0.0}
+
+
+def spectrum_summary(x: torch.Tensor) -> dict:
+    """``x_min``, ``x_min2`` (σ_r and σ_{r−1} over ‖x‖_F) and the stable rank of ``x``."""
+    sv = matbal.svdvals(x)
+    fro = float(torch.linalg.norm(x.double()))
+    return {"x_min": float(sv[-1]) / fro, "x_min2": float(sv[-2]) / fro if len(sv) > 1 else math.nan,
+            "stable_rank": float((sv ** 2).sum() / sv[0] ** 2)}
+
+
+def row_norm_spread(o: torch.Tensor) -> dict:
+    """Row norms of ``o`` oriented tall (rows = the longer side): ``cv`` (std/mean) and
+    ``max_dev_from_1``."""
+    o = o.double()
+    if o.shape[0] < o.shape[1]:
+        o = o.T
+    r = o.norm(dim=1)
+    return {"cv": float(r.std(unbiased=False) / r.mean()), "max_dev_from_1": float((r - 1).abs().max())}
