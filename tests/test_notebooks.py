@@ -21,6 +21,7 @@ EXPECTED = (
     "01_spectral_effects_of_equilibration.ipynb",
     "02_verifying_a_claim.ipynb",
     "03_prototype_a_preconditioner.ipynb",
+    "04_a_real_pretrained_model.ipynb",
 )
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 300  # per cell; each notebook takes well under a minute on a CPU
