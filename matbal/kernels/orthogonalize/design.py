@@ -77,7 +77,7 @@ from typing import Any
 import mpmath
 
 from .._checks import check_positive
-from .schedules import Schedule, _as_coeffs
+from .schedules import Schedule, _as_coeffs, _check_interval
 
 __all__ = [
     "design_schedule",
@@ -166,15 +166,6 @@ def _check_degree(degree: Any) -> int:
     if degree < 3 or degree % 2 == 0:
         raise ValueError(f"degree must be an odd int >= 3, got {degree!r}")
     return (degree + 1) // 2
-
-
-def _check_interval(lo: Any, hi: Any) -> tuple[float, float]:
-    for name, v in (("lo", lo), ("hi", hi)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise TypeError(f"{name} must be a finite number, got {v!r}")
-    if not 0 < lo <= hi:
-        raise ValueError(f"need 0 < lo <= hi, got lo={lo!r}, hi={hi!r}")
-    return float(lo), float(hi)
 
 
 def optimal_step(lo: float, hi: float = 1.0, degree: int = 5) -> tuple[tuple[float, ...], float]:
