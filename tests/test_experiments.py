@@ -80,3 +80,15 @@ def test_figure_builds_from_committed_results(name, tmp_path):
     for p in paths:
         assert p.exists() and p.stat().st_size > 1000
     assert paths[1].stat().st_size <= 300 * 1024
+
+
+@pytest.mark.parametrize("name", RUN_ALL.EXPERIMENTS)
+def test_stored_result_comes_from_a_clean_tree_and_this_script(name):
+    """Provenance: every committed result was made at a clean commit by the experiment script that
+    is in the repository now (its SHA-256 is stored with the result); rerun it otherwise."""
+    prov = lab.load_results(name).provenance
+    cv = prov["code_version"]
+    assert cv.get("git_sha") not in (None, "unknown"), f"{name}: no code version recorded"
+    assert not cv.get("dirty"), f"{name}: made from a dirty tree; rerun it at a clean commit"
+    assert prov.get("script_sha256") == lab.results.script_hash(name), (
+        f"{name}: made by another version of experiments/{name}.py; rerun it")

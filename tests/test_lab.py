@@ -128,3 +128,26 @@ def test_saved_results_carry_no_path_of_this_machine(tmp_path):
     text = (tmp_path / "paths.json").read_text() + (tmp_path / "paths.csv").read_text()
     assert str(REPO_ROOT) not in text
     assert "out/runs/x" in text
+
+
+def test_code_version_ignores_generated_outputs(tmp_path):
+    import subprocess
+
+    from matbal.train.rundir import code_version
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "experiments" / "results").mkdir(parents=True)
+    (tmp_path / "experiments" / "results" / "r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "init")
+    ignore = ("experiments/results/",)
+    assert code_version(tmp_path, ignore=ignore)["dirty"] is False
+    (tmp_path / "experiments" / "results" / "r.json").write_text('{"a": 1}')
+    assert code_version(tmp_path, ignore=ignore)["dirty"] is False
+    assert code_version(tmp_path)["dirty"] is True
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert code_version(tmp_path, ignore=ignore)["dirty"] is True

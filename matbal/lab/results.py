@@ -58,6 +58,11 @@ def _resolve_dir(path) -> Path:
     return Path(env) if env else REPO_ROOT / "experiments" / "results"
 
 
+#: generated outputs: a change there does not make a result's tree dirty (a run of several
+#: experiments rewrites them as it goes)
+GENERATED = ("experiments/results/", "CLAIMS.md", "paper_figs/out/")
+
+
 def script_hash(name: str) -> str | None:
     """SHA-256 (hex) of ``experiments/<name>.py`` — the script that makes result ``name`` — or
     None when there is no such script (results written by other code)."""
@@ -85,7 +90,7 @@ def provenance(name: str | None = None) -> dict[str, Any]:
 
     libs["matbal"] = __version__
     return {
-        "code_version": code_version(REPO_ROOT),
+        "code_version": code_version(REPO_ROOT, ignore=GENERATED),
         "libraries": libs,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(sys.argv),

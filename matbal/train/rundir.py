@@ -27,9 +27,14 @@ __all__ = ["code_version", "library_versions", "MetricsWriter", "write_json", "r
            "default_run_name"]
 
 
-def code_version(path: str | os.PathLike | None = None) -> dict[str, Any]:
+def code_version(path: str | os.PathLike | None = None, *,
+                 ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     """``{"git_sha": str, "dirty": bool}`` of the repository holding ``path`` (default: matbal's
-    source), or ``{"git_sha": "unknown", "dirty": None}`` outside a repository / without git."""
+    source), or ``{"git_sha": "unknown", "dirty": None}`` outside a repository / without git.
+
+    ``ignore``: path prefixes (relative to the repository root) whose changes do not make the tree
+    dirty — generated outputs such as ``experiments/results/``, which a run of several experiments
+    rewrites as it goes."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
@@ -38,7 +43,9 @@ def code_version(path: str | os.PathLike | None = None) -> dict[str, Any]:
             return {"git_sha": "unknown", "dirty": None}
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                 cwd=where, capture_output=True, text=True, timeout=10)
-        return {"git_sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
+        changed = [line[3:].split(" -> ")[-1] for line in status.stdout.splitlines() if line.strip()]
+        dirty = any(not c.startswith(tuple(ignore)) for c in changed) if ignore else bool(changed)
+        return {"git_sha": sha.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"git_sha": "unknown", "dirty": None}
 
