@@ -44,7 +44,12 @@ def main(argv=None) -> int:
     ap.add_argument("--results-dir", default=None)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    import os
+
     import torch
+
+    # the claim experiments' NS inside optimizer presets is float32 (see matbal.lab.cli)
+    os.environ.setdefault("MATBAL_NS_DTYPE", "float32")
 
     from matbal.lab import QUICK_RESULTS_DIR, write_claims_md
 
