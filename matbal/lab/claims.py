@@ -86,6 +86,9 @@ CLAIMS: tuple[Claim, ...] = (
           "momenta)", "REG", "reg2_adamw_cosine", "fig_reg2_adamw_cosine"),
     Claim("REG-3", "fine-tuning an AdamW-pretrained model: REG keeps AdamW-like behaviour where Muon "
           "degrades", "REG", "reg3_minilm_finetune", "fig_reg3_minilm"),
+    Claim("TM-1", "AOL preconditioning + 4 Newton–Schulz steps ≈ plain NS5 at lower cost (AOL "
+          "changes the target: polar(AOL·X) ≠ polar(X))", "Turbo-Muon, arXiv 2512.04632",
+          "tm1_turbo_muon", None),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
           "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
 )
