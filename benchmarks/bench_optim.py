@@ -174,7 +174,8 @@ def batching_table(quick: bool, widths=None, k: int = 4) -> list[dict]:
     from matbal.optim.transforms import StepContext
     from matbal.optim.transforms import balance, orthogonalize
 
-    kinds = {"orthogonalize (ns_dtype auto)": lambda b: orthogonalize("muon", dtype="auto", batch=b),
+    kinds = {"orthogonalize (ns_dtype auto)": lambda b: orthogonalize("muon", dtype="auto",
+                                                                      batch=b),
              "orthogonalize (float32)": lambda b: orthogonalize("muon", dtype=torch.float32,
                                                                 batch=b),
              "balance racs p=2, 5 sweeps": lambda b: balance("racs", p=2, steps=5, batch=b),

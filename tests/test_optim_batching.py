@@ -16,8 +16,9 @@ KERNELS = {"ns", "ns_bf16", "balance", "scale"}
 
 
 def _ctx(mats):
-    return StepContext(params=mats, steps=[1] * len(mats), names=[f"m{i}" for i in range(len(mats))],
-                       group={"lr": 1.0}, matrix=True)
+    names = [f"m{i}" for i in range(len(mats))]
+    return StepContext(params=mats, steps=[1] * len(mats), names=names, group={"lr": 1.0},
+                       matrix=True)
 
 
 def _mats(k, m, n, dtype=torch.float32, seed=0):
