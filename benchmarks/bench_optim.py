@@ -145,10 +145,21 @@ def adamw_table(quick: bool, sizes=None) -> list[dict]:
         general = adamw(mk(), lr=1e-3)
         general.fused = False
         screened = mk()
+        hp = mk()
+        hm, hv = [torch.zeros_like(p) for p in hp], [torch.zeros_like(p) for p in hp]
+        hs = [torch.zeros(())]
+        hg = [p.grad for p in hp]
+
+        def hand():  # torch's fused kernel on prebuilt lists: no screen, no state dicts
+            hs[0] += 1
+            torch._fused_adamw_(hp, hg, hm, hv, [], hs * len(hp), lr=1e-3, beta1=0.9,
+                                beta2=0.999, weight_decay=0.01, eps=1e-8, amsgrad=False,
+                                maximize=False)
         peers = {"matbal adamw (fused kernel)": adamw(mk(), lr=1e-3).step,
                  "matbal adamw (general chain)": general.step,
                  "torch.optim.AdamW foreach": torch.optim.AdamW(mk(), lr=1e-3, foreach=True).step,
                  "torch.optim.AdamW fused": torch.optim.AdamW(mk(), lr=1e-3, fused=True).step,
+                 "hand-written (torch._fused_adamw_ on lists)": hand,
                  "non-finite screen alone": lambda: _nonfinite([p.grad for p in screened])}
         res = C.interleaved(peers, repeats=5 if quick else 15, warmup=2)
         fused = res["torch.optim.AdamW fused"]["median"]
