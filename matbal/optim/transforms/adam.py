@@ -82,8 +82,9 @@ def fused_adamw_(params: list[torch.Tensor], grads: list[torch.Tensor],
     ``v ← β₂v + (1−β₂)g²``, ``t = steps[i]`` (already incremented); the state tensors are updated
     in place. Returns False, changing nothing, when the kernel does not apply: a tensor that is a
     subclass (DTensor), sparse or not contiguous, dtypes or devices that differ per parameter, a
-    device without torch's fused kernel. Every floating dtype torch's kernel takes on the device
-    (float64 too on the CPU) runs in that dtype.
+    device without torch's fused kernel. float32/float64 (float64 on the CPU too) give the chain's
+    update to rounding (tested against torch.optim.AdamW in float64); bf16/fp16 parameters get the
+    kernel's own arithmetic, not bit-equal to the chain's.
 
     >>> p, g = torch.zeros(3), torch.ones(3)
     >>> m, v = torch.zeros(3), torch.zeros(3)
