@@ -278,6 +278,10 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
             st = self._init_state(p, group, lay, r, s, n_head)
             st["step"] += 1
             steps.append(st["step"])
+        lr = float(group["lr"])
+        if not matrix and self._fused_adamw(head, decay, lr, locs, grads,
+                                            [self.state[p] for p in params], steps):
+            return  # plain AdamW on the local shards: torch's fused kernel
         updates = list(grads)
         pre = [i for i, s in enumerate(starts) if s > 0]
         if pre:
@@ -290,7 +294,6 @@ class FSDPChainOptimizer(DistributedChainOptimizer):
         if k < n_head:
             updates = self._matrix_part(group, head, params, names, lays, owners, starts,
                                         steps, updates, matrix)
-        lr = float(group["lr"])
         if decay:
             torch._foreach_mul_(locs, 1.0 - lr * decay)
         torch._foreach_add_(locs, [u.reshape(x.shape).to(x.dtype) for x, u in zip(locs, updates)],

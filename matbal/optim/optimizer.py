@@ -16,6 +16,10 @@ Guarantees:
   (``nonfinite="skip"``); weights never silently become NaN;
 - a step is all-or-nothing: every group's gradients are checked (one fused pass) before any
   group is updated, so a refused step leaves weights, state and step counts as they were;
+- a group whose chain is exactly torch.optim.AdamW's (``scale_by_adam → add_decayed_weights``,
+  as the presets build for non-matrix parameters) runs torch's fused AdamW kernel on its plain
+  (non-DTensor) tensors: the same update and the same state entries, one pass over the
+  parameters (:func:`~matbal.optim.transforms.adam.fused_adamw_`; ``fused=False``: run the chain);
 - ``state_dict``/``load_state_dict`` round trip bit-exactly: state tensors keep their own dtype
   (torch's base class would cast them to the parameter's dtype); chains are not serialized (they
   are code): the state dict records each group's chain description and transform kinds, the
@@ -42,6 +46,7 @@ import torch
 
 from ..kernels._checks import check_choice, check_positive
 from .chain import Chain
+from .transforms.adam import ScaleByAdam, fused_adamw_
 from .transforms.base import StepContext
 from .transforms.weight_decay import AddDecayedWeights
 from .views import MATRIX, parse_view
@@ -60,13 +65,17 @@ class ChainOptimizer(torch.optim.Optimizer):
         per parameter, see :func:`matbal.optim.views.parse_view`), and any user keys.
     chain, lr, matrix : defaults for groups that do not set them.
     nonfinite : ``"raise"`` or ``"skip"`` (see module docstring).
+    fused : run groups whose chain is exactly ``scale_by_adam → add_decayed_weights`` with
+        torch's fused AdamW kernel (default True; see module docstring).
     """
 
     def __init__(self, params, *, chain: Chain | None = None, lr: float = 1e-3,
-                 matrix: bool = False, nonfinite: str = "raise"):
+                 matrix: bool = False, nonfinite: str = "raise", fused: bool = True):
         check_positive(lr, "lr", allow_zero=True)
         check_choice(nonfinite, "nonfinite", ("raise", "skip"))
-        self.nonfinite = nonfinite
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be True or False, got {fused!r}")
+        self.nonfinite, self.fused = nonfinite, fused
         self._refused: set[int] | None = None  # set during step(): ids of params to skip
         defaults = {"lr": lr, "chain": chain, "matrix": matrix, "names": None, "label": None,
                     "views": None}
@@ -192,17 +201,30 @@ class ChainOptimizer(torch.optim.Optimizer):
             st["step"] += 1
             states.append(st)
             steps.append(st["step"])
+        head, decay = _split_trailing_decay(chain)
+        lr = float(group["lr"])
+        if not matrix and self._fused_adamw(head, decay, lr, params, updates, states, steps):
+            return
         ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix,
                           views=views)
-        head, decay = _split_trailing_decay(chain)
         out = head(updates, states, ctx) if head is not None else updates
-        lr = float(group["lr"])
         if decay:
             torch._foreach_mul_(params, 1.0 - lr * decay)
         if matrix:
             out = [v.storage(u, p.shape) for p, v, u in zip(params, views, out)]
         torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
                             alpha=-lr)
+
+    def _fused_adamw(self, head, decay, lr, params, grads, states, steps) -> bool:
+        """Run the step of a non-matrix group with torch's fused AdamW kernel when its chain
+        ``head`` (+ trailing ``decay``) is exactly AdamW's and the tensors allow it (plain, or a
+        DTensor's local shards); False (nothing changed) otherwise."""
+        if not (self.__dict__.get("fused", True) and _is_adam(head)):
+            return False
+        adam = head.transforms[0]
+        return fused_adamw_(params, grads, [st["0.exp_avg"] for st in states],
+                            [st["0.exp_avg_sq"] for st in states], steps, lr=lr,
+                            betas=adam.betas, eps=adam.eps, weight_decay=decay)
 
     # --- serialization -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -328,6 +350,12 @@ def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:
         out = ((Chain(*ts[:k]) if k else None), sum(t.weight_decay for t in ts[k:]))
     chain._split_decay = out
     return out
+
+
+def _is_adam(head: Chain | None) -> bool:
+    """Whether ``head`` (a chain less its trailing decay) is exactly ``scale_by_adam`` — the
+    chain torch's fused AdamW kernel computes."""
+    return head is not None and len(head) == 1 and type(head.transforms[0]) is ScaleByAdam
 
 
 def _nonfinite(grads: list[torch.Tensor]) -> set[int]:

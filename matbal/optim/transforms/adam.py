@@ -4,6 +4,10 @@
 the operations of ``torch.optim.adam._single_tensor_adam`` in the same order, so that
 ``chain(scale_by_adam, add_decayed_weights)`` reproduces ``torch.optim.AdamW`` to float64 rounding.
 
+The optimizer shell runs a group whose chain is exactly ``scale_by_adam → add_decayed_weights``
+with torch's fused AdamW kernel instead (:func:`fused_adamw_`: the same update and state, one pass
+over the parameters; ``ChainOptimizer(fused=False)`` runs the chain).
+
 Reference: Kingma & Ba 2015 (arXiv 1412.6980); Loshchilov & Hutter 2019 (arXiv 1711.05101).
 """
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from ...kernels._checks import check_positive
 from .base import StepContext, Transform
 
-__all__ = ["ScaleByAdam", "scale_by_adam"]
+__all__ = ["ScaleByAdam", "scale_by_adam", "fused_adamw_"]
 
 
 class ScaleByAdam(Transform):
@@ -61,3 +65,54 @@ class ScaleByAdam(Transform):
 def scale_by_adam(betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 1e-8) -> ScaleByAdam:
     """Adam's bias-corrected direction (see :class:`ScaleByAdam`)."""
     return ScaleByAdam(betas, eps=eps)
+
+
+def _plain(t: torch.Tensor) -> bool:
+    """A plain dense tensor (or ``nn.Parameter``), not a subclass such as a DTensor shard."""
+    return type(t) in (torch.Tensor, torch.nn.Parameter) and t.layout == torch.strided \
+        and t.is_contiguous()
+
+
+def fused_adamw_(params: list[torch.Tensor], grads: list[torch.Tensor],
+                 exp_avgs: list[torch.Tensor], exp_avg_sqs: list[torch.Tensor], steps: list[int],
+                 *, lr: float, betas: tuple[float, float], eps: float,
+                 weight_decay: float) -> bool:
+    """One AdamW step in place with torch's fused kernel (``torch._fused_adamw_``):
+    ``p ← p(1 − lr·λ) − lr·(m/(1−β₁ᵗ))/(√v/√(1−β₂ᵗ) + ε)`` after ``m ← lerp(m, g, 1−β₁)``,
+    ``v ← β₂v + (1−β₂)g²``, ``t = steps[i]`` (already incremented); the state tensors are updated
+    in place. Returns False, changing nothing, when the kernel does not apply: a tensor that is a
+    subclass (DTensor), sparse or not contiguous, dtypes or devices that differ per parameter, a
+    device without torch's fused kernel. float32/float64 (float64 on the CPU too) give the chain's
+    update to rounding (tested against torch.optim.AdamW in float64); bf16/fp16 parameters get the
+    kernel's own arithmetic, not bit-equal to the chain's.
+
+    >>> p, g = torch.zeros(3), torch.ones(3)
+    >>> m, v = torch.zeros(3), torch.zeros(3)
+    >>> fused_adamw_([p], [g], [m], [v], [1], lr=0.1, betas=(0.9, 0.999), eps=1e-8,
+    ...              weight_decay=0.0)
+    True
+    >>> p
+    tensor([-0.1000, -0.1000, -0.1000])
+    """
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+    fused_devices = _get_fused_kernels_supported_devices()
+    for ts in zip(params, grads, exp_avgs, exp_avg_sqs):
+        p = ts[0]
+        if not (all(map(_plain, ts)) and p.is_floating_point()
+                and p.device.type in fused_devices
+                and all(t.dtype == p.dtype and t.device == p.device and t.shape == p.shape
+                        for t in ts[1:])):
+            return False
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(params):
+        groups.setdefault((p.device, p.dtype), []).append(i)
+    for (device, _), idx in groups.items():
+        counts: dict[int, torch.Tensor] = {}  # one step tensor per distinct step (read only)
+        state_steps = [counts.setdefault(steps[i], torch.tensor(float(steps[i]), device=device))
+                       for i in idx]
+        torch._fused_adamw_([params[i] for i in idx], [grads[i] for i in idx],
+                            [exp_avgs[i] for i in idx], [exp_avg_sqs[i] for i in idx], [],
+                            state_steps, lr=lr, beta1=betas[0], beta2=betas[1],
+                            weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
+    return True

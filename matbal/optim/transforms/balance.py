@@ -9,6 +9,11 @@ Methods:
 
 ``switch_at=k, switch_to=method`` changes method from step ``k`` on (MuonEq's ``phase``: RC until
 step ``phase``, then R; the official code switches when ``step >= phase``).
+
+Batching: ``batch="auto"`` (default) stacks same-shape updates into one call where that was
+measured to pay (:data:`~matbal.optim.transforms._batching.STACK_UP_TO`: on the CPU iterative
+kernels up to width 128, the one-shot MuonEq scalings never; always on CUDA); ``True``/``False``
+force it.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import torch
 
 from ...kernels._checks import check_positive
 from ...kernels.balancing import balance as balance_kernel
-from ._batching import map_by_shape
+from ._batching import map_by_shape, stack_pays
 from .base import StepContext, Transform
 
 __all__ = ["Balance", "balance", "muoneq_scale"]
@@ -53,11 +58,13 @@ class Balance(Transform):
     name = "balance"
 
     def __init__(self, method: str = "racs", *, switch_at: int | None = None,
-                 switch_to: str | None = None, batch: bool = True, **opts):
+                 switch_to: str | None = None, batch: bool | str = "auto", **opts):
         if switch_at is not None:
             check_positive(switch_at, "switch_at", integer=True)
             if switch_to is None:
                 raise ValueError("switch_to must name a method when switch_at is given")
+        if not (isinstance(batch, bool) or (isinstance(batch, str) and batch == "auto")):
+            raise ValueError(f"batch must be True, False or 'auto', got {batch!r}")
         self.method, self.switch_at, self.switch_to = method, switch_at, switch_to
         self.opts, self.batch = opts, batch
         # validate the method names and options once, on a tiny matrix
@@ -71,16 +78,23 @@ class Balance(Transform):
             return lambda x: muoneq_scale(x, rows=rows, cols=cols, **self.opts)
         return lambda x: balance_kernel(x, method=method, **self.opts).matrix
 
+    def _batch(self, method: str):
+        """``map_by_shape``'s ``batch`` for ``method`` (``"auto"``: the measured table)."""
+        if self.batch != "auto":
+            return self.batch
+        kernel = "scale" if method in _MUONEQ else "balance"
+        return lambda x: stack_pays(kernel, x)
+
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:
             raise ValueError("balance needs matrix parameters (route others to AdamW)")
         if self.switch_at is None:
-            return map_by_shape(self._kernel(self.method), updates, batch=self.batch)
+            return map_by_shape(self._kernel(self.method), updates, batch=self._batch(self.method))
         before = [i for i, t in enumerate(ctx.steps) if t < self.switch_at]
         after = [i for i, t in enumerate(ctx.steps) if t >= self.switch_at]
         out: list = [None] * len(updates)
         for idx, m in ((before, self.method), (after, self.switch_to)):
-            res = map_by_shape(self._kernel(m), [updates[i] for i in idx], batch=self.batch)
+            res = map_by_shape(self._kernel(m), [updates[i] for i in idx], batch=self._batch(m))
             for i, r in zip(idx, res):
                 out[i] = r
         return out

@@ -17,8 +17,10 @@ __all__ = ["NorMuonNormalize", "NormalizeRMS", "normuon_normalize", "normalize_r
 
 
 def _rms(u: torch.Tensor) -> torch.Tensor:
-    """RMS of each matrix of ``(..., m, n)``, shaped ``(..., 1, 1)`` (a batch: one per block)."""
-    return (torch.linalg.vector_norm(u.float(), dim=(-2, -1), keepdim=True)
+    """RMS of each matrix of ``(..., m, n)``, shaped ``(..., 1, 1)`` (a batch: one per block),
+    accumulated in float32 at least (float64 updates keep float64)."""
+    work = torch.promote_types(u.dtype, torch.float32)
+    return (torch.linalg.vector_norm(u, dim=(-2, -1), keepdim=True, dtype=work)
             / (u.shape[-2] * u.shape[-1]) ** 0.5)
 
 

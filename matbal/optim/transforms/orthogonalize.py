@@ -18,6 +18,10 @@ decision shows in the transform's ``repr``; ``MATBAL_NS_DTYPE=float32|bfloat16``
 the process. bf16 NS5 is ~1e-2 from float64 NS5 (every peer's level), float32 ~1e-6: pin
 ``dtype=torch.float32`` where accuracy is the point; pass ``dtype=torch.bfloat16`` to reproduce
 torch.optim.Muon on any device.
+
+Batching: ``batch="auto"`` (default) stacks same-shape updates into one batched call where that
+was measured to pay (:data:`~matbal.optim.transforms._batching.STACK_UP_TO`: on the CPU up to
+width 256 when NS iterates in bf16, 64 in float32; always on CUDA); ``True``/``False`` force it.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from ...kernels._checks import check_choice, check_positive
 from ...kernels.dtype_policy import auto_ns_dtype
 from ...kernels.orthogonalize import get_schedule, newton_schulz, polar
 from ...kernels.orthogonalize.newton_schulz import FORMS
-from ._batching import map_by_shape
+from ._batching import map_by_shape, stack_pays
 from .base import StepContext, Transform
 
 __all__ = ["Orthogonalize", "orthogonalize", "ns_dtype_for"]
@@ -65,7 +69,7 @@ class Orthogonalize(Transform):
         dtype: torch.dtype | str | None = None,
         exact: bool = False,
         nuclear_scale: bool = False,
-        batch: bool = True,
+        batch: bool | str = "auto",
         form: str = "standard",
         restart_every: int | None = 3,
     ):
@@ -78,6 +82,8 @@ class Orthogonalize(Transform):
         ns_dtype_for(dtype, torch.device("cpu"))  # validates
         if restart_every is not None:
             check_positive(restart_every, "restart_every", integer=True)
+        if not (isinstance(batch, bool) or (isinstance(batch, str) and batch == "auto")):
+            raise ValueError(f"batch must be True, False or 'auto', got {batch!r}")
         self.schedule, self.steps, self.normalize = schedule, steps, normalize
         self.eps, self.dtype, self.exact = eps, dtype, exact
         self.nuclear_scale, self.batch = nuclear_scale, batch
@@ -108,10 +114,21 @@ class Orthogonalize(Transform):
             restart_every=self.restart_every,
         )
 
+    def _stack_pays(self, x: torch.Tensor) -> bool:
+        """``batch="auto"``: the measured table, for the dtype NS iterates in on ``x``'s device
+        (the exact polar: kernel ``"polar"``, not in the table: always stacked)."""
+        if self.exact:
+            return stack_pays("polar", x)
+        work = ns_dtype_for(self.dtype, x.device) or x.dtype
+        low = work in (torch.bfloat16, torch.float16) and not (
+            self.dtype is None and x.device.type == "cpu")  # the kernel upcasts those on CPU
+        return stack_pays("ns_bf16" if low else "ns", x)
+
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:
             raise ValueError("orthogonalize needs matrix parameters (route others to AdamW)")
-        out = map_by_shape(self._ortho, updates, batch=self.batch, stack=False)
+        batch = self._stack_pays if self.batch == "auto" else self.batch
+        out = map_by_shape(self._ortho, updates, batch=batch, stack=False)
         if self.nuclear_scale:
             out = [o * (u.double() * o.double()).sum(dim=(-2, -1), keepdim=True).to(o.dtype)
                    for u, o in zip(updates, out)]
