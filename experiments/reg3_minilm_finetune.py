@@ -46,9 +46,10 @@ CONFIG = {
     "arms": [
         {"label": "adamw", "optimizer": "adamw", "grid": [1e-5, 2e-5, 4e-5, 8e-5]},
         {"label": "muon", "optimizer": "muon", "grid": [1e-4, 2e-4, 4e-4, 8e-4]},
-        {"label": "muoneq-r", "optimizer": "muoneq-r", "grid": [1e-5, 2e-5, 4e-5, 8e-5]},
-        {"label": "reg", "optimizer": "reg", "grid": [1e-5, 2e-5, 4e-5, 8e-5]},
-        {"label": "muon-moonlight-scale", "optimizer": "muon", "grid": [1e-5, 2e-5, 4e-5, 8e-5],
+        # RMS-matched arms (update RMS ≈ AdamW's): grids centred on AdamW's chosen lr region
+        {"label": "muoneq-r", "optimizer": "muoneq-r", "grid": [4e-5, 8e-5, 1.6e-4, 3.2e-4]},
+        {"label": "reg", "optimizer": "reg", "grid": [4e-5, 8e-5, 1.6e-4, 3.2e-4]},
+        {"label": "muon-moonlight-scale", "optimizer": "muon", "grid": [4e-5, 8e-5, 1.6e-4, 3.2e-4],
          "optimizer_kwargs": {"shape_rule": MOONLIGHT}},
     ],
     "weight_decay": 0.0,
