@@ -34,7 +34,7 @@ from matbal.train.finetune_real import FinetuneConfig, bert_layer_type, finetune
 NAME = "minilm_recorded"
 QUESTION = ("Momenta at real width: on all-MiniLM-L6-v2's recorded Muon momenta (384–1536 wide), do "
             "the width-64 answers of recorded equilibration / EQ-6, NM-1 and RM-1 still hold?")
-CONFIG = {"finetune": {"optimizer": "muon", "lr": 2e-4, "adamw_lr": 4e-5, "steps": 100,
+CONFIG = {"finetune": {"optimizer": "muon", "lr": 8e-4, "adamw_lr": 1.6e-4, "steps": 100,
                        "batch_size": 16, "max_len": 32, "warmup_steps": 10,
                        "precision": "bf16-autocast", "per_class": 80, "n_prose": 128,
                        "tiny": False, "seed": 0},
