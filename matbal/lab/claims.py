@@ -94,6 +94,7 @@ CLAIMS: tuple[Claim, ...] = (
 FINDINGS: tuple[tuple[str, str], ...] = (
     ("balance_limits", "fig_balance_limits"),
     ("reg3_finetune_shift", "fig_reg3_finetune"),
+    ("ns_need_gpt", "fig_ns_need"),
 )
 
 
