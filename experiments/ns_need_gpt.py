@@ -44,7 +44,7 @@ CONFIG = {
     "steps": 400, "warmup_steps": 20, "eval_every": 20, "eval_batches": 8, "threads": 1,
     "seeds": [0, 1, 2],
     # EQ-5's swept lrs (eq5_muoneq_gpt summary.chosen_lr): scale-matched Muon, MuonEq-R, AdamW
-    "lr": {"plain": 0.03, "R": 0.03, "adamw": 0.006},
+    "lr": {"plain": 0.03, "R": 0.015, "adamw": 0.003},
     "orthos": list(ORTHOS), "families": list(FAMILIES), "error_lo": 0.01,
     "rule": {"metric": "final_val_loss", "better": "lower", "test": "paired", "interval": "t",
              "alpha": 0.05},
