@@ -170,7 +170,10 @@ def main(quick: bool = False, results_dir=None):
                          "lr": r["lr"], "adamw_lr": r["adamw_lr"],
                          "final_val_loss": r["final_val_loss"], "best_val_loss": r["best_val_loss"],
                          "final_train_loss": r["final_train_loss"],
-                         "steps_to_target": r["steps_to_target"], "wall_time_s": r["wall_time_s"],
+                         # None: the seed never reached the target (NaN would not round-trip)
+                         "steps_to_target": (r["steps_to_target"]
+                                             if math.isfinite(r["steps_to_target"]) else None),
+                         "wall_time_s": r["wall_time_s"],
                          "step_time_ms": 1e3 * r["mean_step_time_s"], "reused": r["reused"]})
             for m in r["metrics"]:
                 for key in ("val_loss", "train_loss"):
