@@ -21,12 +21,13 @@ EXPERIMENTS = [
     "nm1_row_norms", "pe1_polar_express_band", "pe2_steps_to_accuracy", "ca1_cans_cubic",
     "sk1_sinkhorn_rate", "sk2_sinkhorn_stall", "reg1_racs_kappa", "reg2_adamw_cosine",
     "reg3_finetune_shift", "rm1_row_vs_polar_momenta", "ns_bands", "balance_limits",
-    "recorded_equilibration", "minilm_weights", "reg3_minilm_finetune", "minilm_recorded", "tm1_turbo_muon",
+    "recorded_equilibration", "minilm_weights", "reg3_minilm_finetune", "minilm_recorded",
+    "tm1_turbo_muon", "ns_need_gpt",
 ]
 #: The ones that train models (their runs are cached under out/runs/; see matbal.lab.training).
 TRAINING = ["eq5_muoneq_gpt", "reg2_adamw_cosine", "reg3_finetune_shift",
             "rm1_row_vs_polar_momenta", "recorded_equilibration", "nm1_row_norms",
-            "reg3_minilm_finetune", "minilm_recorded", "tm1_turbo_muon"]
+            "reg3_minilm_finetune", "minilm_recorded", "tm1_turbo_muon", "ns_need_gpt"]
 
 
 def load(name: str):

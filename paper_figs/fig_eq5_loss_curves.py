@@ -1,5 +1,6 @@
-"""Validation loss of the char GPT under AdamW, Muon, MuonEq-R/RC and the scale-matched Muon
-control: mean ± std over seeds (EQ-5).
+"""Validation loss of the char GPT under AdamW, Muon, MuonEq-R/RC and the controls (scale-matched
+Muon, exact polar(M) and polar(R(M))): mean ± std over seeds at each arm's swept lr, and the lr
+sweeps themselves (EQ-5).
 
 Reads ``eq5_muoneq_gpt`` only.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from matbal.lab import figure, figure_cli, label_panels, load_results, savefig, seed_band
+from matbal.lab.lr_protocol import LrChoice, plot_lr_sweep
 from matbal.lab.training import OPTIMIZER_COLORS, OPTIMIZER_LABELS
 
 NAME = "fig_eq5_loss_curves"
@@ -21,17 +23,17 @@ def _band(res, arm, key):
 def build(out_dir=None, results_dir=None):
     res = load_results("eq5_muoneq_gpt", results_dir=results_dir)
     arms = [a["label"] for a in res.config["arms"]]
-    fig, axes = figure(1, 3, width=7.0, height=2.5)
+    fig, axes = figure(1, 4, width=9.5, height=2.6)
     steps_total = res.config["steps"]
     for arm in arms:
         steps, mean, std = _band(res, arm, "val_loss")
-        ls = "--" if arm == "muon-moonlight-scale" else "-"
+        ls = {"muon-moonlight-scale": "--", "polar-m": ":", "polar-rm": ":"}.get(arm, "-")
         for ax in axes[:2]:
             ax.plot(steps, mean, color=OPTIMIZER_COLORS[arm], ls=ls, label=OPTIMIZER_LABELS[arm])
             ax.fill_between(steps, mean - std, mean + std, color=OPTIMIZER_COLORS[arm], alpha=0.2,
                             lw=0)
     axes[0].set_ylabel("validation loss (nats / char)")
-    axes[0].set_title(f"mean ± std over {len(res.config['seeds'])} seeds")
+    axes[0].set_title(f"mean ± std over {len(res.config['seeds'])} seeds", fontsize=6.5)
     lo = steps_total // 2
     zoom = [r["val_loss"] for r in res.where(record="curve") if r.get("val_loss") is not None
             and r["step"] >= lo]
@@ -57,6 +59,12 @@ def build(out_dir=None, results_dir=None):
     axes[2].set_title(f"final, mean ± std; off scale: AdamW\n{ma:.3f} ± {sa:.3f}, "
                       f"{tab['adamw']['interleaved_step_ms']:.0f} ms/step", fontsize=6.5, loc="right")
     axes[2].set_ylabel("final validation loss")
+    sweeps = {OPTIMIZER_LABELS[k]: LrChoice(**v) for k, v in res.summary["sweeps"].items()}
+    axes[3].set_prop_cycle(color=[OPTIMIZER_COLORS[k] for k in res.summary["sweeps"]])
+    plot_lr_sweep(sweeps, ax=axes[3])
+    axes[3].legend(fontsize=5)
+    axes[3].set_title(f"lr sweeps ({len(res.config['sweep_seeds'])} seeds per lr, "
+                      f"{steps_total} steps)", fontsize=6.5)
     p = res.summary["paper_1b"]
     fig.suptitle(f"EQ-5 at small scale: {res.summary['scale']}\n(the paper's 1B-parameter "
                  f"runs: MuonEq-R {p['muoneq-r']}, Muon {p['muon']}, AdamW {p['adamw']}); "

@@ -14,6 +14,7 @@ from matbal import lab
 from matbal.lab import training as T
 
 ROOT = Path(__file__).resolve().parents[1]
+# reg3_finetune_shift is a finding (no claim): REG-3 is settled by reg3_minilm_finetune
 TRAINING = {"eq5_muoneq_gpt": ["EQ-5"], "reg2_adamw_cosine": ["REG-2"],
             "reg3_finetune_shift": [],  # a finding now: REG-3 is settled on MiniLM
             "reg3_minilm_finetune": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"]}
@@ -62,6 +63,20 @@ def test_quick_results_have_the_numbers_the_figures_read(quick_dir):
     eq5 = lab.load_results("eq5_muoneq_gpt", results_dir=quick_dir)
     assert {r["arm"] for r in eq5.where(record="run")} == {a["label"] for a in eq5.config["arms"]}
     assert all(len(v["final_val_loss"]) == 2 for v in eq5.summary["table"].values())
+    # the protocol: every arm swept (≥ 2 seeds per lr), every rule of the config applied, the test
+    # named, the exact-polar controls present
+    arms = [a["label"] for a in eq5.config["arms"]]
+    assert {"polar-m", "polar-rm", "muon-moonlight-scale"} <= set(arms)
+    assert list(eq5.summary["sweeps"]) == arms
+    assert all(t["n"] >= 2 for c in eq5.summary["sweeps"].values() for t in c["table"])
+    assert set(eq5.summary["comparisons"]) == set(eq5.config["rules"])
+    for name, c in eq5.summary["comparisons"].items():
+        assert c["verdict"] in ("holds", "fails", "inconclusive")
+        if "comparison" in c:
+            assert c["comparison"]["test"] == "paired t" and "paired t, n = 2 seeds" in c["text"]
+    sweep = eq5.where(record="sweep")
+    assert {(r["arm"], r["lr"]) for r in sweep if r["chosen"]} == \
+        {(a, eq5.summary["chosen_lr"][a]) for a in arms}
     reg2 = lab.load_results("reg2_adamw_cosine", results_dir=quick_dir)
     assert all(-1 <= r["cos_adamw"] <= 1 for r in reg2.rows)
     assert reg2.summary["probe_vs_replay_max_abs"] < 1e-6  # replay == the probes' own cosine

@@ -98,6 +98,7 @@ FINDINGS: tuple[tuple[str, str], ...] = (
     ("balance_limits", "fig_balance_limits"),
     ("reg3_finetune_shift", "fig_reg3_finetune"),
     ("minilm_recorded", "fig_minilm_recorded"),
+    ("ns_need_gpt", "fig_ns_need"),
 )
 
 

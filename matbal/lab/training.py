@@ -5,7 +5,12 @@ optimizer chains.
 - :class:`Arm` and :func:`run_arm` — one training run of a labelled optimizer setting; the run
   directory keeps ``request.json`` (the requested config + git SHA) and a later call with the same
   request reuses the finished run instead of training again (``reuse=False`` forces a rerun);
-- :func:`curve`, :func:`mean_std`, :func:`separation` — seed statistics for tables and verdicts;
+- :data:`LAB_PRESETS` — control arms that are a preset with one transform swapped (the exact-SVD
+  polar factor in place of Newton–Schulz: ``polar-m``, ``polar-rm``), registered into
+  :data:`matbal.optim.PRESETS` by :func:`register_lab_presets` so that :func:`run_arm` (and the
+  CLI's config checks) can build them by name;
+- :func:`curve`, :func:`mean_std`, :func:`separation` — seed statistics for tables (verdicts use
+  :mod:`matbal.lab.arm_stats`; ``separation`` is the earlier single-difference rule);
 - :class:`LossOn`, :func:`eval_loss`, :func:`val_batches` — validation loss on other tasks during
   training (e.g. retention of the pretraining task while fine-tuning);
 - :func:`weight_change` — how far each matrix moved (relative Frobenius / spectral change);
@@ -45,7 +50,7 @@ import torch
 
 from .results import REPO_ROOT
 
-__all__ = ["Arm", "runs_root", "run_arm", "curve", "mean_std", "separation", "eval_loss",
+__all__ = ["Arm", "LAB_PRESETS", "register_lab_presets", "runs_root", "run_arm", "curve", "mean_std", "separation", "eval_loss",
            "val_batches", "LossOn", "weight_change", "AttachAtStart", "record_run",
            "direction_chain", "replay", "cosine", "layer_type", "LAYER_TYPES", "RECORDING",
            "RECORDING_QUICK", "recorded_gpt", "read_jsonl", "OPTIMIZER_COLORS",
@@ -69,6 +74,52 @@ def runs_root(name: str, results_dir=None) -> Path:
     if results_dir is None:
         return REPO_ROOT / "out" / "runs" / name
     return Path(results_dir) / "_runs" / name
+
+
+# --- control presets -----------------------------------------------------------------------------
+def _exact_polar(base: str, **defaults):
+    """Preset ``base`` with every :class:`~matbal.optim.transforms.Orthogonalize` of its matrix
+    chain replaced by the exact polar factor (SVD, ``Orthogonalize(exact=True)``)."""
+    def make(params, **kw):
+        from ..optim import PRESETS, Chain
+        from ..optim.transforms.orthogonalize import Orthogonalize
+
+        opt = PRESETS[base](params, **{**defaults, **kw})
+        for g in opt.param_groups:
+            ts = g["chain"].transforms
+            if any(isinstance(t, Orthogonalize) for t in ts):
+                g["chain"] = Chain(*(Orthogonalize(exact=True) if isinstance(t, Orthogonalize)
+                                     else t for t in ts))
+        return opt
+
+    make.__doc__ = (f"``{base}`` with the exact polar factor (SVD) instead of Newton–Schulz"
+                    + (f", defaults {defaults}" if defaults else "") + ".")
+    return make
+
+
+#: Control arms: name → preset constructor. ``polar-m`` = Muon's momentum, the exact polar factor
+#: of ``M`` and MuonEq's update scale ``0.2·√max(m,n)``; ``polar-rm`` = MuonEq-R with the exact
+#: polar factor of ``R(M)``. Against scale-matched Muon / MuonEq-R they isolate Newton–Schulz's
+#: inaccuracy; against each other the change of direction by the row balancing.
+LAB_PRESETS: dict[str, Callable] = {
+    "polar-m": _exact_polar("muon", shape_rule="match_rms_adamw"),
+    "polar-rm": _exact_polar("muoneq-r"),
+}
+
+
+def register_lab_presets() -> None:
+    """Add :data:`LAB_PRESETS` to :data:`matbal.optim.PRESETS` (idempotent; existing names are
+    never replaced).
+
+    >>> register_lab_presets()
+    >>> from matbal.optim import PRESETS
+    >>> "polar-rm" in PRESETS
+    True
+    """
+    from ..optim import PRESETS
+
+    for name, make in LAB_PRESETS.items():
+        PRESETS.setdefault(name, make)
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -112,6 +163,7 @@ def run_arm(base, arm: Arm, seed: int, *, out_dir: Path,
     from ..train import train
     from ..train.rundir import read_metrics
 
+    register_lab_presets()
     cfg = arm.config(base, seed=seed, out_dir=Path(out_dir))
     run_dir = Path(out_dir) / cfg.run_name
     request = {"config": cfg.to_dict(), "git_sha": _git_sha(), "type": type(cfg).__name__}
@@ -405,12 +457,14 @@ def recorded_gpt(spec: Mapping[str, Any], stream: str, *, results_dir=None,
 OPTIMIZER_COLORS = {
     "adamw": "#4d4d4d", "muon": "#1f77b4", "muoneq-r": "#d62728", "muoneq-rc": "#2ca02c",
     "muon-moonlight-scale": "#9467bd", "reg": "#ff7f0e", "rmnp": "#8c564b",
-    "momentum_0.9": "#bcbd22", "ns5_momentum_0.9": "#17becf",
+    "momentum_0.9": "#bcbd22", "ns5_momentum_0.9": "#17becf", "polar-m": "#e377c2",
+    "polar-rm": "#7f7f7f",
 }
 OPTIMIZER_LABELS = {
     "adamw": "AdamW", "muon": "Muon", "muoneq-r": "MuonEq-R", "muoneq-rc": "MuonEq-RC",
     "muon-moonlight-scale": "Muon, MuonEq's scale", "reg": "REG", "rmnp": "RMNP (R, no NS)",
     "momentum_0.9": "momentum β=0.9", "ns5_momentum_0.9": "NS5(momentum β=0.9)",
+    "polar-m": "polar(M), MuonEq's scale", "polar-rm": "polar(R(M))",
 }
 
 
@@ -426,6 +480,7 @@ def interleaved_step_times(base, arms: Sequence[Arm], *, rounds: int = 8, steps:
     from ..train.lrs import resolve_lr
     from ..train.tasks import make_task
 
+    register_lab_presets()
     setups = {}
     for arm in arms:
         cfg = arm.config(base, seed=seed, out_dir=Path("."))
