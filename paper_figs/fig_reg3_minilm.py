@@ -50,7 +50,8 @@ def build(out_dir=None, results_dir=None):
     ax.set_title("how far each layer type moved (chosen lr)", fontsize=6.5)
 
     choices = {OPTIMIZER_LABELS.get(a, a): LrChoice(**res.summary["sweeps"][a]) for a in arms}
-    plot_lr_sweep(choices, ax=axes[2], ylabel="validation accuracy (mean over 2 seeds)")
+    plot_lr_sweep(choices, ax=axes[2], ylabel="validation accuracy (mean over 2 seeds)",
+                  colors={OPTIMIZER_LABELS.get(a, a): OPTIMIZER_COLORS.get(a, "0.5") for a in arms})
     axes[2].set_title("lr sweeps (×2 grid; circle = chosen)", fontsize=6.5)
     label_panels(axes)
     return savefig(fig, NAME, out_dir=out_dir)

@@ -150,9 +150,11 @@ def sweep_lr(run: Callable[[float, int], float], grid: Sequence[float], *,
     return LrChoice(**{**choice.__dict__, "extensions": extensions})
 
 
-def plot_lr_sweep(choices: Mapping[str, LrChoice], *, ax=None, ylabel: str = "final val loss"):
+def plot_lr_sweep(choices: Mapping[str, LrChoice], *, ax=None, ylabel: str = "final val loss",
+                  colors: Mapping[str, str] | None = None):
     """One line per arm: mean ± std over seeds against lr (log axis), every seed as a dot, the chosen
-    lr circled; an arm whose optimum is not interior is marked "(edge)" in the legend."""
+    lr circled; an arm whose optimum is not interior is marked "(edge)" in the legend. ``colors``:
+    arm name → colour (default: the axes' colour cycle)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -162,7 +164,8 @@ def plot_lr_sweep(choices: Mapping[str, LrChoice], *, ax=None, ylabel: str = "fi
         mean = np.array([t["mean"] for t in c.table if t["finite"]])
         std = np.nan_to_num(np.array([t["std"] for t in c.table if t["finite"]]))
         label = name if c.interior else f"{name} (edge)"
-        (line,) = ax.plot(lrs, mean, marker="o", ms=3, label=label)
+        (line,) = ax.plot(lrs, mean, marker="o", ms=3, label=label,
+                          **({"color": colors[name]} if colors and name in colors else {}))
         ax.fill_between(lrs, mean - std, mean + std, color=line.get_color(), alpha=0.15)
         pts = [(r["lr"], r["value"]) for r in c.runs if math.isfinite(r["value"])]
         if pts:
