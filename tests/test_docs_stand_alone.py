@@ -38,7 +38,7 @@ def resolves(token: str, citing: Path) -> bool:
 
 def test_the_scan_sees_the_repository():
     rel = {p.relative_to(ROOT).as_posix() for p in FILES}
-    assert {"README.md", "docs/design.md", "docs/math.md", "matbal/optim/optimizer.py"} <= rel
+    assert {"README.md", "docs/architecture.md", "docs/math.md", "matbal/optim/optimizer.py"} <= rel
     assert not any(r.startswith(".venv/") for r in rel)
 
 
@@ -55,9 +55,9 @@ def test_every_cited_markdown_document_exists():
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path):
-    assert OUTSIDE.search("see ../shared/science.md §2") and OUTSIDE.search("(`shared/design.md`)")
+    assert OUTSIDE.search("see ../shared/brief.md §2") and OUTSIDE.search("(`shared/notes.md`)")
     assert not OUTSIDE.search("--out-dir must be on a shared filesystem")
     citing = ROOT / "matbal" / "optim" / "optimizer.py"
-    assert not resolves("science.md", citing) and not resolves("docs/nothing.md", citing)
+    assert not resolves("brief.md", citing) and not resolves("docs/nothing.md", citing)
     assert resolves("docs/math.md", citing) and resolves("CLAIMS.md", citing)
-    assert resolves("../../docs/design.md", citing)
+    assert resolves("../../docs/architecture.md", citing)

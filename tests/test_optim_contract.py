@@ -1,4 +1,4 @@
-"""One contract table over every preset (docs/design.md, Conventions): downhill, bit-exact resume, bad input, zeros."""
+"""One contract table over every preset (docs/architecture.md, Conventions): downhill, bit-exact resume, bad input, zeros."""
 import copy
 import io
 

@@ -1,6 +1,6 @@
 """Input validation and the numpy/torch edge shared by every kernel.
 
-Conventions (see docs/design.md): kernels take torch tensors of shape ``(..., m, n)`` where leading
+Conventions (see docs/architecture.md): kernels take torch tensors of shape ``(..., m, n)`` where leading
 dimensions are a batch; numpy arrays in give numpy arrays out; bad input is refused with an error
 that names the argument and what was wrong; reductions accumulate in float32 or better.
 """

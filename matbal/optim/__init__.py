@@ -1,4 +1,4 @@
-"""Optimizers as compositions of small transforms (layer 3 of matbal; see docs/design.md).
+"""Optimizers as compositions of small transforms (layer 3 of matbal; see docs/architecture.md).
 
 Presets: :func:`adamw`, :func:`muon`, :func:`muoneq`, :func:`reg`, :func:`normuon`, :func:`rmnp`,
 :func:`sinkgd`, :func:`polargrad`. Your own: ``ChainOptimizer(groups)`` with a :class:`Chain` of
