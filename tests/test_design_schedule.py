@@ -156,27 +156,19 @@ def test_margin_and_safety_are_applied():
     assert s.worst_error > base.worst_error  # margins cost accuracy on [lo, hi]
 
 
-def test_user_inputs_untouched_and_bad_input():
-    with pytest.raises(ValueError, match="lo"):
-        matbal.design_schedule(0.0)
-    with pytest.raises(ValueError, match="lo"):
-        matbal.design_schedule(0.5, hi=0.1)
-    with pytest.raises(TypeError, match="lo"):
-        matbal.design_schedule("1e-3")
-    with pytest.raises(ValueError, match="degree"):
-        matbal.design_schedule(1e-3, degree=4)
-    with pytest.raises(TypeError, match="degree"):
-        matbal.design_schedule(1e-3, degree=5.0)
-    with pytest.raises(ValueError, match="steps"):
-        matbal.design_schedule(1e-3, steps=0)
-    with pytest.raises(TypeError, match="steps"):
-        matbal.design_schedule(1e-3, steps=2.5)
-    with pytest.raises(ValueError, match="safety"):
-        matbal.design_schedule(1e-3, safety=0.9)
-    with pytest.raises(ValueError, match="normalization_margin"):
-        matbal.design_schedule(1e-3, normalization_margin=0.5)
-    with pytest.raises(ValueError, match="cushion"):
-        matbal.design_schedule(1e-3, cushion=1.0)
+@pytest.mark.parametrize("args, kwargs, error, word", [
+    ((0.0,), {}, ValueError, "lo"), ((0.5,), {"hi": 0.1}, ValueError, "lo"),
+    (("1e-3",), {}, TypeError, "lo"), ((1e-3,), {"degree": 4}, ValueError, "degree"),
+    ((1e-3,), {"degree": 5.0}, TypeError, "degree"), ((1e-3,), {"steps": 0}, ValueError, "steps"),
+    ((1e-3,), {"steps": 2.5}, TypeError, "steps"), ((1e-3,), {"safety": 0.9}, ValueError, "safety"),
+    ((1e-3,), {"normalization_margin": 0.5}, ValueError, "normalization_margin"),
+    ((1e-3,), {"cushion": 1.0}, ValueError, "cushion")])
+def test_bad_input_names_the_argument(args, kwargs, error, word):
+    with pytest.raises(error, match=word):
+        matbal.design_schedule(*args, **kwargs)
+
+
+def test_equioscillation_refuses_an_empty_interval():
     with pytest.raises(ValueError, match="lo < hi"):
         equioscillation((1.5, -0.5), 0.5, 0.5)
 
