@@ -12,11 +12,13 @@ def test_cuda_is_bf16_and_unknown_devices_keep_the_kernel_default():
 
 
 def test_cpu_without_native_bf16_stays_float32(monkeypatch):
+    dp.auto_ns_dtype.cache_clear()
     monkeypatch.setattr(dp, "cpu_bf16_flags", lambda: ())
     monkeypatch.setattr(dp, "bf16_matmul_speedup", lambda: pytest.fail("must not benchmark"))
     rep = dp.dtype_policy_report("cpu")
     assert rep["choice"] == "float32" and "emulated" in rep["reason"]
     assert dp.auto_ns_dtype("cpu") is None
+    dp.auto_ns_dtype.cache_clear()  # the next test sees this machine again
 
 
 @pytest.mark.parametrize("speedup, choice", [(7.7, "bfloat16"), (1.49, "float32"), (0.01, "float32")])
@@ -39,6 +41,7 @@ def test_environment_override(monkeypatch, value, choice):
 
 def test_bad_override_names_the_variable(monkeypatch):
     monkeypatch.setenv(dp.ENV_VAR, "fp8")
+    dp.auto_ns_dtype.cache_clear()
     with pytest.raises(ValueError, match="MATBAL_NS_DTYPE"):
         dp.auto_ns_dtype("cpu")
 

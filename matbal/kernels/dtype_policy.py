@@ -135,5 +135,15 @@ def dtype_policy_report(device: str | torch.device = "cpu") -> dict:
 
 def auto_ns_dtype(device: str | torch.device) -> torch.dtype | None:
     """The NS working dtype ``"auto"`` means on ``device``: ``torch.bfloat16`` or ``None`` (keep
-    float32/float64, see :func:`matbal.newton_schulz`). See the module docstring for the rule."""
-    return torch.bfloat16 if dtype_policy_report(device)["choice"] == "bfloat16" else None
+    float32/float64, see :func:`matbal.newton_schulz`). See the module docstring for the rule.
+    Called on every optimizer step: the decision is cached per device type and override value
+    (``auto_ns_dtype.cache_clear()`` forgets it)."""
+    return _decide(torch.device(device).type, os.environ.get(ENV_VAR))
+
+
+@functools.lru_cache(maxsize=None)
+def _decide(device_type: str, override: str | None) -> torch.dtype | None:
+    return torch.bfloat16 if dtype_policy_report(device_type)["choice"] == "bfloat16" else None
+
+
+auto_ns_dtype.cache_clear = _decide.cache_clear
