@@ -149,3 +149,15 @@ def test_recorder_stores_the_bert_matrices_of_a_finetuning(data, tmp_path):
     assert len(recs) == 4 * 2 * 6  # 2 steps x 2 kinds x (2 layers x 6 matrices)
     assert shapes == {"query": (32, 32), "key": (32, 32), "value": (32, 32), "attn_out": (32, 32),
                       "ffn_in": (64, 32), "ffn_out": (32, 64)}  # (out, in) matrices
+
+
+def test_analyze_model_reads_the_real_safetensors_checkpoint():
+    """The pretrained file as a researcher has it on disk (no model object): layer 0's six hidden
+    matrices, attention below NS5's half-lift, FFN above (the minilm_weights finding)."""
+    import matbal
+
+    path = f"{P.minilm_path()}/model.safetensors"
+    res = matbal.analyze_model(path, include=["encoder.layer.0.*.weight"], exclude=["*LayerNorm*"])
+    rows = {r["name"].split("layer.0.")[1]: r for r in res.rows}
+    assert len(rows) == 6 and rows["intermediate.dense.weight"]["m"] == 1536
+    assert rows["attention.self.query.weight"]["x_min"] < 1.07e-3 < rows["intermediate.dense.weight"]["x_min"]
