@@ -3,6 +3,7 @@
     python experiments/run_all.py            # all: ~5 min of kernel experiments + ~20 min of
                                              # training (EQ-5, REG-2, REG-3, RM-1) on 1 CPU thread
     python experiments/run_all.py --only eq1_row_mismatch sk1_sinkhorn_rate
+    python experiments/run_all.py --jobs 2   # EQ-5 trains its runs on 2 processes
     python experiments/run_all.py --quick    # seconds; results to out/experiments_quick/
 """
 from __future__ import annotations
@@ -44,7 +45,12 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="experiment names")
     ap.add_argument("--results-dir", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="processes for experiments that prefill their runs in parallel (EQ-5)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be ≥ 1, got {args.jobs}")
+    import inspect
     import os
 
     import torch
@@ -62,7 +68,9 @@ def main(argv=None) -> int:
         ap.error(f"unknown experiments {unknown}; choose from {EXPERIMENTS}")
     for name in names:
         t0 = time.perf_counter()
-        res = load(name).main(quick=args.quick, results_dir=rdir)
+        main_fn = load(name).main
+        kw = {"jobs": args.jobs} if "jobs" in inspect.signature(main_fn).parameters else {}
+        res = main_fn(quick=args.quick, results_dir=rdir, **kw)
         verdicts = ", ".join(f"{c['id']}: {c['verdict']}" for c in res.claims) or "(figure data)"
         print(f"{name:26s} {time.perf_counter() - t0:6.1f} s  {verdicts}", flush=True)
     if not args.quick and rdir is None:
