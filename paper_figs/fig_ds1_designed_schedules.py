@@ -3,7 +3,8 @@
 and at ℓ = 1e-3 / 1e-4, a star at the fewest designed steps whose error is at most the 5-step
 one; (b) the same, designed vs the published Polar Express list (dashed);
 (c) max|1 − σ| of the output on every recorded momentum against its x_min — Muon-5 vs the layer
-type's designed schedule, NS iterated in float32 (filled) and bfloat16 (open).
+type's designed schedule, NS iterated in float32 (filled) and bfloat16 (open); (d) the same for the
+relative Frobenius distance to the exact polar factor (the bulk of the spectrum).
 
 Reads ``ds1_designed_schedules`` only.
 """
@@ -20,7 +21,7 @@ DESIGNED_COLOR = "#2ca02c"
 def build(out_dir=None, results_dir=None):
     res = load_results("ds1_designed_schedules", results_dir=results_dir)
     los = res.summary["los"]
-    fig, axes = figure(1, 3, width=7.0, height=2.6)
+    fig, axes = figure(1, 4, width=7.0, height=2.4)
     for i, (label, lo) in enumerate(los.items()):
         rows = sorted(res.where(record="design", lo_label=label), key=lambda r: r["steps"])
         ks = [r["steps"] for r in rows]
@@ -33,28 +34,30 @@ def build(out_dir=None, results_dir=None):
             if k is not None:
                 e = next(r["designed_error"] for r in rows if r["steps"] == k)
                 ax.plot([k], [e], "*", ms=8, color=color, mec="k", mew=0.4)
-    for ax, title in ((axes[0], "designed (solid) vs Muon (dotted)"),
-                      (axes[1], "designed vs published PE (dashed)")):
+    for ax, title in ((axes[0], "designed vs Muon (dotted)"),
+                      (axes[1], "designed vs PE list (dashed)")):
         ax.set_yscale("log")
+        ax.set_ylim(1e-3, 1.5)
         ax.axvline(5, color="0.6", lw=0.6)
-        ax.set_xlabel("Newton–Schulz steps k")
+        ax.set_xlabel("NS steps k")
         ax.set_title(title, fontsize=6.5)
     axes[0].set_ylabel(r"worst-case error on $[\ell,1]$")
     axes[0].legend(fontsize=5, loc="lower left")
-    ax = axes[2]
     mats = res.where(record="matrix")
-    for dname, fill in (("float32", True), ("bfloat16", False)):
-        rs = [r for r in mats if r["dtype"] == dname and r.get("designed_orth_err") is not None]
-        for key, color, lab in (("muon5_orth_err", SCHEDULE_COLORS["muon"], "Muon-5"),
-                                ("designed_orth_err", DESIGNED_COLOR, "designed k*")):
-            ax.scatter([r["x_min"] for r in rs], [r[key] for r in rs], s=6, lw=0.5,
-                       color=color if fill else "none", edgecolors=color,
-                       label=f"{lab}, {dname}")
-    ax.set_xscale("log")
-    ax.set_xlabel(r"$x_{\min}=\sigma_{\min}/\|M\|_F$ of the recorded momentum")
-    ax.set_ylabel(r"$\max_i|1-\sigma_i(O)|$")
-    ax.set_title("recorded momenta", fontsize=6.5)
-    ax.legend(fontsize=5)
+    for ax, metric, ylabel in ((axes[2], "orth_err", r"$\max_i|1-\sigma_i(O)|$"),
+                               (axes[3], "rel_fro", r"$\|O-\mathrm{polar}(M)\|_F/\|\mathrm{polar}(M)\|_F$")):
+        for dname, fill in (("float32", True), ("bfloat16", False)):
+            rs = [r for r in mats if r["dtype"] == dname and r.get(f"designed_{metric}") is not None]
+            for key, color, lab in (("muon5", SCHEDULE_COLORS["muon"], "Muon-5"),
+                                    ("designed", DESIGNED_COLOR, "designed k*")):
+                ax.scatter([r["x_min"] for r in rs], [r[f"{key}_{metric}"] for r in rs], s=5,
+                           lw=0.5, color=color if fill else "none", edgecolors=color,
+                           label=f"{lab}, {dname}")
+        ax.set_xscale("log")
+        ax.set_xlabel(r"$x_{\min}$ of the momentum")
+        ax.set_ylabel(ylabel)
+        ax.set_title("recorded momenta", fontsize=6.5)
+    axes[2].legend(fontsize=5)
     label_panels(axes)
     return savefig(fig, NAME, out_dir=out_dir)
 
