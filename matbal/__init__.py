@@ -57,6 +57,7 @@ from .kernels.orthogonalize import (
     polar,
     predict_singular_values,
     lift_threshold,
+    schedule_for,
     steps_to_accuracy,
     worst_case_error,
 )
@@ -70,7 +71,7 @@ __all__ = [
     # orthogonalization and schedules
     "newton_schulz", "polar", "Schedule", "SCHEDULES", "get_schedule", "cans_cubic",
     "cans_schedule", "compose", "predict_singular_values", "output_band", "worst_case_error",
-    "steps_to_accuracy", "lift_threshold", "describe", "design_schedule",
+    "steps_to_accuracy", "lift_threshold", "describe", "design_schedule", "schedule_for",
     # metrics
     "svdvals", "frobenius_norm", "stable_rank", "condition_number", "numerical_rank",
     "effective_rank", "x_min", "orthogonality_error", "OrthogonalityError", "imbalance",

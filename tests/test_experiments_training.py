@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # reg3_finetune_shift is a finding (no claim): REG-3 is settled by reg3_minilm_finetune
 TRAINING = {"eq5_muoneq_gpt": ["EQ-5"], "reg2_adamw_cosine": ["REG-2"],
             "reg3_finetune_shift": [],  # a finding now: REG-3 is settled on MiniLM
-            "reg3_minilm_finetune": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"]}
+            "reg3_minilm_finetune": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"],
+            "ds1_designed_schedules": ["DS-1"]}
 FIGURES = {"fig_eq5_loss_curves": "eq5_muoneq_gpt", "fig_reg2_adamw_cosine": "reg2_adamw_cosine",
            "fig_reg3_finetune": "reg3_finetune_shift", "fig_reg3_minilm": "reg3_minilm_finetune",
-           "fig_rm1_row_vs_polar": "rm1_row_vs_polar_momenta"}
+           "fig_rm1_row_vs_polar": "rm1_row_vs_polar_momenta",
+           "fig_ds1_designed_schedules": "ds1_designed_schedules"}
 
 
 def _load(folder: str, name: str):
@@ -85,6 +88,39 @@ def test_quick_results_have_the_numbers_the_figures_read(quick_dir):
     assert {r["layer_type"] for r in rm1.rows} >= set(T.LAYER_TYPES)
     reg3 = lab.load_results("reg3_finetune_shift", results_dir=quick_dir)
     assert {r["record"] for r in reg3.rows} == {"sweep", "final", "curve", "weights"}
+
+
+def test_ds1_fewest_steps_and_verdict_follow_from_its_rows(quick_dir):
+    """DS-1: the fewest designed steps are read off the stored error curves, the float32 iteration
+    agrees with the float64 predictor, and the verdict is the pre-registered rule on the rows."""
+    res = lab.load_results("ds1_designed_schedules", results_dir=quick_dir)
+    cfg, summ = res.config, res.summary
+    for label, lo in summ["los"].items():
+        curve = {r["steps"]: r for r in res.where(record="design", lo_label=label)}
+        assert sorted(curve) == cfg["design_steps"]
+        for ref, f in summ["fewest_steps"][label].items():
+            ok = [k for k, r in sorted(curve.items()) if r["designed_error"] <= f["reference_error"]]
+            assert f["designed_steps"] == (ok[0] if ok else None)
+            assert f["reference_error"] == pytest.approx(curve[5][f"{ref}_error"], rel=1e-8)  # CSV: 10 digits
+    mats = res.where(record="matrix")
+    assert {r["dtype"] for r in mats} == set(cfg["dtypes"])
+    for r in mats:
+        if r["dtype"] == "float32":
+            assert abs(r["muon5_orth_err"] - r["muon5_pred_err"]) < 1e-3
+    rule = cfg["rule"]
+    cells = []
+    for c, v in summ["cells"].items():
+        ty, dt = c.split("/")
+        rs = [r for r in mats if r["layer_type"] == ty and r["dtype"] == dt]
+        med = sorted(r["muon5_orth_err"] for r in rs)
+        assert v["median_muon5"] == pytest.approx(float(np.median(med)))
+        k = v["designed_steps"]
+        passes = k is not None and k <= rule["max_designed_steps"] and \
+            v["median_designed"] <= v["median_muon5"] + rule["median_tolerance"]
+        assert v["passes"] == passes
+        cells.append(passes)
+    expect = "holds" if all(cells) else "holds under conditions" if any(cells) else "fails"
+    assert res.claims[0]["verdict"] == expect
 
 
 @pytest.mark.parametrize("fig", list(FIGURES))

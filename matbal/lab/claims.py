@@ -89,6 +89,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("TM-1", "AOL preconditioning + 4 Newton–Schulz steps ≈ plain NS5 at lower cost (AOL "
           "changes the target: polar(AOL·X) ≠ polar(X))", "Turbo-Muon, arXiv 2512.04632",
           "tm1_turbo_muon", None),
+    Claim("DS-1", "a schedule designed for the measured x_min of recorded momenta reaches the fixed "
+          "Muon schedule's worst-case error in fewer steps (steps saved at equal worst-case error)",
+          "Polar Express arXiv 2505.16932, CANS arXiv 2506.10935", "ds1_designed_schedules",
+          "fig_ds1_designed_schedules"),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
           "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
 )

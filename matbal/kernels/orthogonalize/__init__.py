@@ -8,6 +8,9 @@
   ``worst_case_error``, ``steps_to_accuracy``.
 - :mod:`.design` — :func:`design_schedule`: the best ``k``-step schedule for ``[lo, hi]`` (greedy
   minimax/Remez of Polar Express and CANS), and :func:`equioscillation`, its sympy certificate.
+- :mod:`.fit` — :func:`schedule_for`: one call from your recorded matrices (or their measured
+  ``x_min``) to the designed schedule for a quantile of their ``x_min``, optionally the shortest
+  one within a worst-case error.
 - :mod:`.symbolic` — sympy: exact step polynomials, fixed points and their stability, extrema.
 
 Example
@@ -36,6 +39,7 @@ from .design import (
     equioscillation,
     optimal_step,
 )
+from .fit import measured_x_min, schedule_for
 from .newton_schulz import NORMALIZATIONS, newton_schulz, working_dtype
 from .polar import polar
 from .schedules import (
@@ -72,4 +76,6 @@ __all__ = [
     "optimal_step",
     "equioscillation",
     "POLAR_EXPRESS_SETTINGS",
+    "schedule_for",
+    "measured_x_min",
 ]
