@@ -91,6 +91,10 @@ CLAIMS: tuple[Claim, ...] = (
           "tm1_turbo_muon", None),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
           "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
+    Claim("SC-1", "Muon momentum spectra follow power laws in model size; late layers' fall steeply "
+          "enough to enter NS5's failure regime (x_min < x₀.₅) at scale",
+          "Spectral Scaling Laws of Muon, arXiv 2606.04058", "sc1_width_spectra",
+          "fig_sc1_width_spectra"),
 )
 
 #: Experiments that answer a question of our own (no claim id): rendered as findings.
