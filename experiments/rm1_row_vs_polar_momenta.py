@@ -13,8 +13,8 @@ all-ones vector (every reader is a LayerNorm), so their left null vector is ``1/
 inputs of ``c_attn``/``c_fc`` are LayerNorm outputs ``γ ⊙ x̂`` with ``x̂ ⊥ 1``, so their right null
 vector is ``∝ 1/γ`` at each step — and that direction carries no signal.
 
-Width series (the claim is asymptotic in width; RMNP, arXiv 2603.20527, argues that the rows of
-a wide momentum become nearly orthogonal): the same analysis on the short Muon runs of
+Width series (the claim is about wide layers: R(M) ≈ polar(M) needs nearly orthogonal rows, EQ-4,
+as the rows of a wide random-like matrix are; RMNP, arXiv 2603.20527): the same analysis on the short Muon runs of
 ``matbal.lab.training.WIDTH_RECORDING`` at widths 64, 128, 256 (200 steps, one lr for all widths,
 momenta and gradients every 10 steps; SC-1 reads the same runs), and the trend with width per
 layer type: a line through the median cos(R, polar) against log width

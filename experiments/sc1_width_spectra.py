@@ -10,8 +10,9 @@ coefficients are used.
 
 Here, at toy scale on one CPU: the char GPT of ``matbal.lab.training.WIDTH_RECORDING`` (2 blocks,
 4 heads, block 64, batch 32) at widths 64, 128, 256, 512, 200 Muon steps each at one lr (EQ-5's
-×2-sweep choice at width 64, transferred across width by Muon's shape scale, Moonlight arXiv
-2502.16982); the Nesterov momentum ``M`` that Muon orthogonalizes is recorded every 10 steps for
+×2-sweep choice at width 64, kept at every width: Muon's step has spectral norm lr·√max(1, m/n),
+width-independent at a fixed aspect ratio, the μP spectral condition of arXiv 2310.17813; an
+assumption checked below); the Nesterov momentum ``M`` that Muon orthogonalizes is recorded every 10 steps for
 all 8 hidden matrices (RM-1's width series reads the same runs). Per record, the spectrum of
 ``M`` normalized as NS sees it, ``x_i = σ_i/‖M‖_F`` (``matbal.lab.momenta.spectrum_quantiles``):
 
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -259,6 +261,7 @@ def main(quick: bool = False, results_dir=None):
                "slope_late_median": slope_late, "slope_early_median": slope_early,
                "late_block_crossing": late_cross, "runs": runs,
                "compute_s": round(time.perf_counter() - t0, 1),
+               "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
                "measured_on": "CPU, 1 thread, float32 NS"}
     return save_results(NAME, rows, cfg, summary=summary, claims=[claim], results_dir=results_dir)
 

@@ -460,11 +460,12 @@ def recorded_gpt(spec: Mapping[str, Any], stream: str, *, results_dir=None,
 #: and RM-1's width series: 2 layers, 4 heads, block 64, batch 32 — :data:`RECORDING`'s model with
 #: ``n_embd`` = each of ``widths`` — 200 steps, seed 0, momenta (Muon's Nesterov NS input) and
 #: gradients of the hidden matrices every ``record_every`` steps. ``lr`` is the Muon lr EQ-5's ×2
-#: sweep chose at width 64 (0.05; AdamW group 0.003) and is kept at every width: Muon's shape
-#: factor √max(1, m/n) makes the update's RMS ≈ √(1/n) per entry, i.e. the spectral norm of a
-#: step independent of width, the μP-style argument for transferring the lr (Moonlight, arXiv
-#: 2502.16982 §2.2, notes that this transfer is approximate; SC-1 measures the lr sensitivity at
-#: one width with ``lr_factors``).
+#: sweep chose at width 64 (0.05; AdamW group 0.003) and is kept at every width. The argument:
+#: Muon's step ``lr·√max(1, m/n)·polar(M)`` has spectral norm ``lr·√max(1, m/n)``, which does not
+#: change with width at a fixed aspect ratio — the spectral condition behind μP-style transfer
+#: (Yang, Simon & Bernstein, arXiv 2310.17813). Moonlight (arXiv 2502.16982) scales by
+#: ``0.2·√max(m, n)`` instead, to reuse AdamW's lr; that one lr is right at every width here is an
+#: assumption, which SC-1 checks at one width with ``lr/2`` and ``2·lr``.
 WIDTH_RECORDING = {
     "model": {"n_layer": 2, "n_head": 4, "block_size": 64, "batch_size": 32},
     "widths": [64, 128, 256, 512], "steps": 200, "warmup_steps": 20, "eval_every": 50,
