@@ -49,15 +49,19 @@ def build(out_dir=None, results_dir=None):
                    ls="none", lw=0.8, label=f"h.{f['block']}.{f['layer_type']}")
         fx = f["x_eff"]
         cross = float(fx["crossing"])
-        end = min(x_hi, cross) if math.isfinite(cross) and cross > widths[0] else x_hi
-        xs = np.geomspace(widths[0], max(end, widths[-1]), 60)
+        if not math.isfinite(cross):  # never crosses: draw to the extrapolation limit
+            end = x_hi
+        elif cross <= widths[0]:  # below x0.5 already: the measured range only
+            end = widths[-1]
+        else:
+            end = min(x_hi, max(cross, widths[-1]))
+        xs = np.geomspace(widths[0], end, 60)
         a.plot(xs, np.exp(fx["intercept"]) * xs ** fx["slope"], color=col, ls=ls, lw=0.8)
         if math.isfinite(cross) and widths[0] <= cross <= x_hi:
             a.plot([cross], [x05], marker="x", color=col, ms=5, ls="none")
     a.axhline(x05, color="k", lw=0.9, ls=":")
     a.axvspan(widths[-1], x_hi, color="0.92", zorder=0)
-    a.text(widths[-1] * 1.1, x05 * 1.3,
-           f"x₀.₅ = {x05:.2e} (NS5)", fontsize=5.5)
+    a.text(widths[-1] * 4.5, x05 * 1.3, f"x₀.₅ = {x05:.2e}\n(Muon NS5)", fontsize=5.5)
     a.set_xscale("log", base=2)
     a.set_yscale("log")
     a.set_xlabel("width (n_embd); shaded: extrapolation")
