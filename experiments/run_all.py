@@ -2,6 +2,7 @@
 
     python experiments/run_all.py            # all: ~5 min of kernel experiments + ~20 min of
                                              # training (EQ-5, REG-2, REG-3, RM-1) on 1 CPU thread
+                                             # + ~16 min for SC-1's width runs (64–512)
     python experiments/run_all.py --only eq1_row_mismatch sk1_sinkhorn_rate
     python experiments/run_all.py --quick    # seconds; results to out/experiments_quick/
 """
