@@ -2,6 +2,7 @@
 
     python experiments/run_all.py            # all: ~5 min of kernel experiments + ~20 min of
                                              # training (EQ-5, REG-2, REG-3, RM-1) on 1 CPU thread
+                                             # + ~16 min for SC-1's width runs (64–512)
     python experiments/run_all.py --only eq1_row_mismatch sk1_sinkhorn_rate
     python experiments/run_all.py --jobs 2   # EQ-5 trains its runs on 2 processes
     python experiments/run_all.py --quick    # seconds; results to out/experiments_quick/
@@ -23,13 +24,13 @@ EXPERIMENTS = [
     "sk1_sinkhorn_rate", "sk2_sinkhorn_stall", "reg1_racs_kappa", "reg2_adamw_cosine",
     "reg3_finetune_shift", "rm1_row_vs_polar_momenta", "ns_bands", "balance_limits",
     "recorded_equilibration", "minilm_weights", "reg3_minilm_finetune", "minilm_recorded",
-    "tm1_turbo_muon", "ns_need_gpt", "ds1_designed_schedules",
+    "tm1_turbo_muon", "ns_need_gpt", "ds1_designed_schedules", "sc1_width_spectra",
 ]
 #: The ones that train models (their runs are cached under out/runs/; see matbal.lab.training).
 TRAINING = ["eq5_muoneq_gpt", "reg2_adamw_cosine", "reg3_finetune_shift",
             "rm1_row_vs_polar_momenta", "recorded_equilibration", "nm1_row_norms",
             "reg3_minilm_finetune", "minilm_recorded", "tm1_turbo_muon", "ns_need_gpt",
-            "ds1_designed_schedules"]
+            "ds1_designed_schedules", "sc1_width_spectra"]
 
 
 def load(name: str):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import matbal
 from matbal import lab
 from matbal.lab import training as T
 
@@ -19,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINING = {"eq5_muoneq_gpt": ["EQ-5"], "reg2_adamw_cosine": ["REG-2"],
             "reg3_finetune_shift": [],  # a finding now: REG-3 is settled on MiniLM
             "reg3_minilm_finetune": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"],
-            "ds1_designed_schedules": ["DS-1"]}
+            "ds1_designed_schedules": ["DS-1"], "sc1_width_spectra": ["SC-1"]}
 FIGURES = {"fig_eq5_loss_curves": "eq5_muoneq_gpt", "fig_reg2_adamw_cosine": "reg2_adamw_cosine",
            "fig_reg3_finetune": "reg3_finetune_shift", "fig_reg3_minilm": "reg3_minilm_finetune",
            "fig_rm1_row_vs_polar": "rm1_row_vs_polar_momenta",
-           "fig_ds1_designed_schedules": "ds1_designed_schedules"}
+           "fig_ds1_designed_schedules": "ds1_designed_schedules",
+           "fig_sc1_width_spectra": "sc1_width_spectra"}
 
 
 def _load(folder: str, name: str):
@@ -86,6 +88,23 @@ def test_quick_results_have_the_numbers_the_figures_read(quick_dir):
     assert min(reg2.column("step")) == 1  # step 1 recorded (attached before the first step)
     rm1 = lab.load_results("rm1_row_vs_polar_momenta", results_dir=quick_dir)
     assert {r["layer_type"] for r in rm1.rows} >= set(T.LAYER_TYPES)
+    # RM-1's width series: a verdict per width and a trend per layer type; SC-1 reads the same
+    # width runs (it runs after RM-1 here, so every base-lr run it needs is reused)
+    assert [int(w) for w in rm1.summary["per_width"]] == rm1.config["widths"]
+    assert set(rm1.summary["width_trend"]) == set(T.LAYER_TYPES)
+    assert {r["width"] for r in rm1.rows if r["series"] == "width"} == set(rm1.config["widths"])
+    sc1 = lab.load_results("sc1_width_spectra", results_dir=quick_dir)
+    spec = sc1.config["recording"]
+    for w in rm1.config["widths"]:
+        assert sc1.summary["runs"][f"w{w}-lr{spec['lr']:g}"]["reused"]
+    assert sc1.summary["x05"] == pytest.approx(matbal.lift_threshold("muon", 5, 0.5))
+    assert len(sc1.summary["fits"]) == 4 * spec["model"]["n_layer"]
+    for f in sc1.summary["fits"].values():
+        assert f["status"] in ("no clean power law", "below x0.5 already", "crosses in range",
+                               "crosses by extrapolation", "no crossing within limit")
+        assert f["x_eff"]["n"] == [len({r["step"] for r in sc1.where(record="momentum", width=w)
+                                        if r["step"] >= sc1.config["from_step"]})
+                                   for w in sc1.config["widths"]]
     reg3 = lab.load_results("reg3_finetune_shift", results_dir=quick_dir)
     assert {r["record"] for r in reg3.rows} == {"sweep", "final", "curve", "weights"}
 

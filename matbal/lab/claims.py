@@ -9,9 +9,9 @@ claim it settles — built by :func:`verdict` — with the measured numbers in w
 - ``"holds under conditions"`` — true on part of the tested range; ``conditions`` says which part;
 - ``"pending"`` — not measured yet.
 
-The training claims (EQ-5, REG-2, REG-3, RM-1) are settled by experiments that train the char GPT
-of :mod:`matbal.train` (``experiments/eq5_*.py``, ``reg2_*``, ``reg3_*``, ``rm1_*``; shared steps
-in :mod:`matbal.lab.training`); their measured column states the scale.
+The training claims (EQ-5, REG-2, REG-3, RM-1, SC-1) are settled by experiments that train the char
+GPT of :mod:`matbal.train` (``experiments/eq5_*.py``, ``reg2_*``, ``reg3_*``, ``rm1_*``,
+``sc1_*``; shared steps in :mod:`matbal.lab.training`); their measured column states the scale.
 
 :func:`render_claims_md` joins the registry with the stored records into CLAIMS.md (nothing typed
 by hand, so the table cannot drift from the results); ``python experiments/build_claims.py``
@@ -95,6 +95,10 @@ CLAIMS: tuple[Claim, ...] = (
           "fig_ds1_designed_schedules"),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
           "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
+    Claim("SC-1", "Muon momentum spectra follow power laws in model size; late layers' fall steeply "
+          "enough to enter NS5's failure regime (x_min < x₀.₅) at scale",
+          "Spectral Scaling Laws of Muon, arXiv 2606.04058", "sc1_width_spectra",
+          "fig_sc1_width_spectra"),
 )
 
 #: Experiments that answer a question of our own (no claim id): rendered as findings.

@@ -22,6 +22,8 @@ optimizer chains.
   same gradients (REG-2), :func:`cosine`;
 - :data:`RECORDING` / :func:`recorded_gpt` — the one recorded GPT run per optimizer that REG-2
   and RM-1 both analyse (cached: the second experiment reads the first one's store);
+- :data:`WIDTH_RECORDING` / :func:`recorded_gpt_at_width` — short Muon runs of the same GPT at
+  several widths with momenta recorded (SC-1 and RM-1's width series share them, cached alike);
 - :func:`layer_type` — ``"transformer.h.0.attn.c_attn.weight"`` → ``"attn.c_attn"``;
   :data:`OPTIMIZER_COLORS` / :data:`OPTIMIZER_LABELS` for the training figures.
 
@@ -53,7 +55,8 @@ from .results import REPO_ROOT
 __all__ = ["Arm", "LAB_PRESETS", "register_lab_presets", "runs_root", "run_arm", "curve", "mean_std", "separation", "eval_loss",
            "val_batches", "LossOn", "weight_change", "AttachAtStart", "record_run",
            "direction_chain", "replay", "cosine", "layer_type", "LAYER_TYPES", "RECORDING",
-           "RECORDING_QUICK", "recorded_gpt", "read_jsonl", "OPTIMIZER_COLORS",
+           "RECORDING_QUICK", "recorded_gpt", "WIDTH_RECORDING", "WIDTH_RECORDING_QUICK",
+           "recorded_gpt_at_width", "read_jsonl", "OPTIMIZER_COLORS",
            "OPTIMIZER_LABELS", "interleaved_step_times"]
 
 #: Hidden-matrix types of :class:`matbal.train.models.GPT`, in block order.
@@ -451,6 +454,53 @@ def recorded_gpt(spec: Mapping[str, Any], stream: str, *, results_dir=None,
     return record_run(base, Arm(stream, stream), spec["seed"],
                       out_dir=runs_root("recorded_gpt", results_dir), record=record,
                       layers=spec["layers"], probes=probes, reuse=reuse)
+
+
+#: Short Muon runs of the char GPT at several widths, shared by SC-1 (momentum spectra vs width)
+#: and RM-1's width series: 2 layers, 4 heads, block 64, batch 32 — :data:`RECORDING`'s model with
+#: ``n_embd`` = each of ``widths`` — 200 steps, seed 0, momenta (Muon's Nesterov NS input) and
+#: gradients of the hidden matrices every ``record_every`` steps. ``lr`` is the Muon lr EQ-5's ×2
+#: sweep chose at width 64 (0.05; AdamW group 0.003) and is kept at every width. The argument:
+#: Muon's step ``lr·√max(1, m/n)·polar(M)`` has spectral norm ``lr·√max(1, m/n)``, which does not
+#: change with width at a fixed aspect ratio — the spectral condition behind μP-style transfer
+#: (Yang, Simon & Bernstein, arXiv 2310.17813). Moonlight (arXiv 2502.16982) scales by
+#: ``0.2·√max(m, n)`` instead, to reuse AdamW's lr; that one lr is right at every width here is an
+#: assumption, which SC-1 checks at one width with ``lr/2`` and ``2·lr``.
+WIDTH_RECORDING = {
+    "model": {"n_layer": 2, "n_head": 4, "block_size": 64, "batch_size": 32},
+    "widths": [64, 128, 256, 512], "steps": 200, "warmup_steps": 20, "eval_every": 50,
+    "eval_batches": 8, "seed": 0, "optimizer": "muon", "lr": 0.05, "adamw_lr": 0.003,
+    "record_every": 10, "layers": "transformer.h.*",
+}
+WIDTH_RECORDING_QUICK = dict(WIDTH_RECORDING, model={"n_layer": 2, "n_head": 2, "block_size": 16,
+                                                     "batch_size": 8},
+                             widths=[16, 32, 64], steps=12, warmup_steps=2, eval_every=6,
+                             eval_batches=2, record_every=3)
+
+
+def recorded_gpt_at_width(spec: Mapping[str, Any], width: int, *, lr: float | None = None,
+                          results_dir=None, reuse: bool = True) -> dict[str, Any]:
+    """The GPT of ``spec`` (:data:`WIDTH_RECORDING`) with ``n_embd = width`` trained by
+    ``spec["optimizer"]`` at ``lr`` (``None``: ``spec["lr"]``), momenta and gradients recorded by
+    :func:`record_run` every ``spec["record_every"]`` steps under
+    ``runs_root("recorded_gpt_width")``; the store's run name is the arm label
+    ``<optimizer>-w<width>-lr<lr>``. Same spec, width and lr → the same cached run."""
+    from ..train import TrainConfig
+
+    if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
+        raise ValueError(f"width must be a positive int, got {width!r}")
+    if width % spec["model"]["n_head"]:
+        raise ValueError(f"width={width} must be a multiple of n_head={spec['model']['n_head']}")
+    lr = float(spec["lr"] if lr is None else lr)
+    base = TrainConfig(model="gpt", steps=spec["steps"], warmup_steps=spec["warmup_steps"],
+                       eval_every=spec["eval_every"], eval_batches=spec["eval_batches"],
+                       log_every=spec["eval_every"], device="cpu", n_embd=width, **spec["model"])
+    arm = Arm(f"{spec['optimizer']}-w{width}-lr{lr:g}", spec["optimizer"], lr=lr,
+              adamw_lr=spec["adamw_lr"])
+    every = spec["record_every"]
+    return record_run(base, arm, spec["seed"], out_dir=runs_root("recorded_gpt_width", results_dir),
+                      record={"grad": every, "momentum": every}, layers=spec["layers"],
+                      reuse=reuse)
 
 
 #: One colour per optimizer / direction in the training figures.
