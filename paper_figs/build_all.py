@@ -17,7 +17,7 @@ FIGURES = ["fig_ns_bands", "fig_equilibration_gallery", "fig_eq1_row_mismatch", 
            "fig_balance_limits", "fig_eq5_loss_curves", "fig_reg2_adamw_cosine",
            "fig_reg3_finetune", "fig_rm1_row_vs_polar",
            "fig_recorded_equilibration", "fig_minilm_weights", "fig_reg3_minilm",
-           "fig_minilm_recorded", "fig_ns_need"]
+           "fig_minilm_recorded", "fig_ns_need", "fig_nslr1_ns_error_lr"]
 
 
 def load(name: str):

@@ -91,6 +91,9 @@ CLAIMS: tuple[Claim, ...] = (
           "tm1_turbo_muon", None),
     Claim("RM-1", "row normalization ≈ orthogonalization for transformer momenta", "RMNP",
           "rm1_row_vs_polar_momenta", "fig_rm1_row_vs_polar"),
+    Claim("NL-1", "the best lr of Muon shifts with its Newton–Schulz error: lower precision needs a "
+          "smaller lr (NS_q matches SVD up to a constant → 1 in q)",
+          "arXiv 2510.19933, arXiv 2601.19156", "nslr1_ns_error_lr", "fig_nslr1_ns_error_lr"),
 )
 
 #: Experiments that answer a question of our own (no claim id): rendered as findings.
