@@ -25,12 +25,14 @@ EXPERIMENTS = [
     "reg3_finetune_shift", "rm1_row_vs_polar_momenta", "ns_bands", "balance_limits",
     "recorded_equilibration", "minilm_weights", "reg3_minilm_finetune", "minilm_recorded",
     "tm1_turbo_muon", "ns_need_gpt", "ds1_designed_schedules", "sc1_width_spectra",
+    "nslr1_ns_error_lr",
 ]
 #: The ones that train models (their runs are cached under out/runs/; see matbal.lab.training).
 TRAINING = ["eq5_muoneq_gpt", "reg2_adamw_cosine", "reg3_finetune_shift",
             "rm1_row_vs_polar_momenta", "recorded_equilibration", "nm1_row_norms",
             "reg3_minilm_finetune", "minilm_recorded", "tm1_turbo_muon", "ns_need_gpt",
-            "ds1_designed_schedules", "sc1_width_spectra"]
+            "ds1_designed_schedules", "sc1_width_spectra",
+            "nslr1_ns_error_lr"]
 
 
 def load(name: str):

@@ -18,7 +18,7 @@ FIGURES = ["fig_ns_bands", "fig_equilibration_gallery", "fig_eq1_row_mismatch", 
            "fig_reg3_finetune", "fig_rm1_row_vs_polar",
            "fig_recorded_equilibration", "fig_minilm_weights", "fig_reg3_minilm",
            "fig_minilm_recorded", "fig_ns_need", "fig_ds1_designed_schedules",
-           "fig_sc1_width_spectra"]
+           "fig_sc1_width_spectra", "fig_nslr1_ns_error_lr"]
 
 
 def load(name: str):

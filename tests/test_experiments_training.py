@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINING = {"eq5_muoneq_gpt": ["EQ-5"], "reg2_adamw_cosine": ["REG-2"],
             "reg3_finetune_shift": [],  # a finding now: REG-3 is settled on MiniLM
             "reg3_minilm_finetune": ["REG-3"], "rm1_row_vs_polar_momenta": ["RM-1"],
-            "ds1_designed_schedules": ["DS-1"], "sc1_width_spectra": ["SC-1"]}
+            "ds1_designed_schedules": ["DS-1"], "sc1_width_spectra": ["SC-1"],
+            "nslr1_ns_error_lr": ["NL-1"]}
 FIGURES = {"fig_eq5_loss_curves": "eq5_muoneq_gpt", "fig_reg2_adamw_cosine": "reg2_adamw_cosine",
            "fig_reg3_finetune": "reg3_finetune_shift", "fig_reg3_minilm": "reg3_minilm_finetune",
            "fig_rm1_row_vs_polar": "rm1_row_vs_polar_momenta",
            "fig_ds1_designed_schedules": "ds1_designed_schedules",
-           "fig_sc1_width_spectra": "sc1_width_spectra"}
+           "fig_sc1_width_spectra": "sc1_width_spectra",
+           "fig_nslr1_ns_error_lr": "nslr1_ns_error_lr"}
 
 
 def _load(folder: str, name: str):

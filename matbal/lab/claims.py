@@ -99,6 +99,9 @@ CLAIMS: tuple[Claim, ...] = (
           "enough to enter NS5's failure regime (x_min < x₀.₅) at scale",
           "Spectral Scaling Laws of Muon, arXiv 2606.04058", "sc1_width_spectra",
           "fig_sc1_width_spectra"),
+    Claim("NL-1", "the best lr of Muon shifts with its Newton–Schulz error: lower precision needs a "
+          "smaller lr (NS_q matches SVD up to a constant → 1 in q)",
+          "arXiv 2510.19933, arXiv 2601.19156", "nslr1_ns_error_lr", "fig_nslr1_ns_error_lr"),
 )
 
 #: Experiments that answer a question of our own (no claim id): rendered as findings.
