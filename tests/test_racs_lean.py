@@ -162,7 +162,7 @@ def test_input_untouched_numpy_io_and_autograd():
 
 
 def test_the_common_case_takes_the_lean_path_and_the_rest_does_not(monkeypatch):
-    racs_mod = sys.modules["matbal.kernels.balancing.racs"]  # (the package's racs: the function)
+    racs_mod = sys.modules["matbal.kernels.balancing.racs"]  # (package's racs: the function)
     calls = []
     real = racs_mod.racs
     monkeypatch.setattr(racs_mod, "racs", lambda *a, **k: calls.append(1) or real(*a, **k))
