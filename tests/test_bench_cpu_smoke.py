@@ -94,3 +94,14 @@ def test_fixed_cost_table_runs_and_the_hand_loop_is_racs():
     assert all(r["median_us_per_call"] > 0 and r["lean_vs_hand_max_rel"] < 1e-5
                for r in rows if "peer" in r)
     assert sum("what" in r for r in rows) == 4
+
+
+def test_goals_header_and_ns_rate_rows():
+    from benchmarks import bench_goals
+
+    head = bench_goals.header()
+    assert {"cpu", "flags", "capability", "threads", "utc", "load_avg"} <= set(head)
+    rows = bench_goals.ns_rate(True, shapes=[(16, 32)])
+    assert [r["dtype"] for r in rows] == ["float32", "bfloat16"]
+    assert all(r["ns_gflops"] > 0 and r["ns_over_matmul"] > 0 for r in rows)
+    assert set(bench_goals._parts()) == {"ns", "muon", "adamw", "hand", "racs", "probes"}
