@@ -24,6 +24,16 @@ from benchmarks import _common as C
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
+def _git() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5, cwd=os.path.dirname(__file__)).stdout.strip()
+    except Exception:  # pragma: no cover
+        return ""
+
+
 def header() -> dict:
     """CPU model and the decisive flags, torch, threads, time, load average."""
     flags = set()
@@ -38,7 +48,7 @@ def header() -> dict:
     return {"cpu": C._cpu_model(),
             "flags": [f for f in FLAGS if f in flags],
             "capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "git": _git(),
             "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
             "load_avg": os.getloadavg()}
 
