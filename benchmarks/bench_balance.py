@@ -305,15 +305,6 @@ def hand_fixed(x: torch.Tensor, steps: int = 5) -> torch.Tensor:
     return x * u.sqrt().unsqueeze(-1) * v.sqrt().unsqueeze(-2)
 
 
-def _block(f, n: int):
-    """``n`` calls of ``f`` as one timed sample (small calls: less timer and scheduler noise)."""
-    def run():
-        for _ in range(n):
-            out = f()
-        return out
-    return run
-
-
 def fixed_table(quick: bool, small=None, large=None, steps: int = 5) -> list[dict]:
     """racs as the optimizers call it (p = 2, ``steps`` sweeps, only the matrix): small matrices
     against the hand-written loop (:func:`hand_fixed`; fixed cost, goal ≤ 1.3×; ``x_hand``: over
@@ -329,10 +320,10 @@ def fixed_table(quick: bool, small=None, large=None, steps: int = 5) -> list[dic
     with _threads(1):
         for shape in small:
             x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-            n = min(20, max(1, int(2e6 // x.numel()))) if len(shape) == 2 else 4
             peers = {"hand loop": lambda: hand_fixed(x, steps),
                      "racs_matrix (lean path)": lambda: racs_matrix(x, p=2, steps=steps),
-                     "racs(...).matrix (general path)": lambda: matbal.racs(x, p=2, steps=steps).matrix}
+                     "racs(...).matrix (general path)":
+                         lambda: matbal.racs(x, p=2, steps=steps).matrix}
             if len(shape) == 3:
                 peers["hand loop, one matrix at a time"] = lambda: [hand_fixed(a, steps) for a in x]
                 peers["racs_matrix, one matrix at a time"] = \
@@ -340,11 +331,13 @@ def fixed_table(quick: bool, small=None, large=None, steps: int = 5) -> list[dic
             ref = hand_fixed(x, steps).double()
             err = float(((racs_matrix(x, p=2, steps=steps).double() - ref).abs()
                          / ref.abs()).max())
-            res = C.interleaved({k: _block(f, n) for k, f in peers.items()},
-                                repeats=5 if quick else 15, warmup=1)
+            # one call per sample, many samples: on a loaded machine a block of calls is almost
+            # always preempted (2 cores, load ~5: a 6 ms block of 20 calls at 64×64 measured
+            # 2.4–3.4× the single-call median for both peers), a single call seldom
+            res = C.interleaved(peers, repeats=40 if quick else 200, warmup=3)
             hand = min(v["median"] for k, v in res.items() if k.startswith("hand"))  # the best
             rows += [{"shape": "×".join(map(str, shape)), "threads": 1, "peer": k,
-                      "median_us_per_call": 1e6 * v["median"] / n, "x_hand": v["median"] / hand,
+                      "median_us_per_call": 1e6 * v["median"], "x_hand": v["median"] / hand,
                       "lean_vs_hand_max_rel": err} for k, v in res.items()]
     C.print_table(f"racs p=2, {steps} sweeps, small calls (fixed cost; goal ≤ 1.3× the hand loop)",
                   rows)

@@ -1,4 +1,4 @@
-"""The BENCHMARKS.md goals table from one fresh run on this machine: ``python -m benchmarks.bench_goals``.
+"""The BENCHMARKS.md goals table from one fresh run: ``python -m benchmarks.bench_goals``.
 
 Every row is a ratio between peers timed interleaved in one process (medians), 1 thread unless a
 row says otherwise, so a loaded machine moves the seconds more than the ratios. The header names

@@ -132,7 +132,8 @@ def test_nan_inf_raise_naming_x(bad):
 
 
 @pytest.mark.parametrize("opts", [dict(p=float("inf"), steps=2), dict(p=2),
-                                  dict(p=2, steps=3, eps=1e-3), dict(p=1, steps=3, log_domain=True)])
+                                  dict(p=2, steps=3, eps=1e-3),
+                                  dict(p=1, steps=3, log_domain=True)])
 def test_other_options_run_racs(opts):
     x = gauss(12, 9, seed=10)
     assert torch.equal(racs_matrix(x, **opts), racs(x, **opts).matrix)

@@ -476,12 +476,18 @@ def fixed_sweeps(x: torch.Tensor, p: float, steps: int, dtype: torch.dtype):
         u = a / t
         v = b / vecmat(u, K)
         t = matvec(K, v)
-    hi = t0.amax(-1)
-    # u, v, t > 0 and finite <=> min > 0 and the sum of all (positive) entries is finite
-    stats = torch.stack([hi.amax(), hi.amin(), t0.amin(), c0.amin(), u.amin(), v.amin(),
-                         u.sum() + v.sum() + t.sum()])
-    hmax, hmin, tmin, cmin, umin, vmin, total = stats.double().tolist()
+    # few small operations (this is the fixed cost): min and max in one pass where a vector
+    # allows it; NaN propagates through both and fails every comparison below
+    if t0.ndim == 1:
+        tmin, hi = torch.aminmax(t0)
+        hmax = hmin = hi
+    else:
+        hi = t0.amax(-1)
+        hmax, hmin, tmin = hi.amax(), hi.amin(), t0.amin()
+    uv_min, uv_max = torch.aminmax(torch.cat((u, v), -1))
+    stats = torch.stack([hmax, hmin, tmin, c0.amin(), uv_min, uv_max, t.amax()])
+    hmax, hmin, tmin, cmin, uv_min, uv_max, t_max = stats.double().tolist()
     ok = (unscaled_in_range(hmax, hmin, x.shape, "sum", dtype) and tmin > 0 and cmin > 0
-          and not below_floor(min(tmin, cmin), dtype) and umin > 0 and vmin > 0
-          and math.isfinite(total))
+          and not below_floor(min(tmin, cmin), dtype)
+          and uv_min > 0 and uv_max < math.inf and t_max < math.inf)  # 0 < u, v, t < inf
     return (K, u, v) if ok else None
