@@ -205,12 +205,29 @@ class ChainOptimizer(torch.optim.Optimizer):
         lr = float(group["lr"])
         if not matrix and self._fused_adamw(head, decay, lr, params, updates, states, steps):
             return
+        if _pipelines(head, params, updates):
+            # one parameter at a time through the whole chain and into its weight: each matrix
+            # stays in cache from its momentum to its update (REG on a GPT's 16 matrices:
+            # 0.72–0.75× the time of the chain over the whole list, BENCHMARKS.md session 7);
+            # the same operations per tensor, so the same bits
+            for i in range(len(params)):
+                ctx = StepContext(params=params[i:i + 1], steps=steps[i:i + 1],
+                                  names=names[i:i + 1], group=group, matrix=matrix,
+                                  views=views[i:i + 1] if views is not None else None)
+                self._apply(head(updates[i:i + 1], states[i:i + 1], ctx), params[i:i + 1],
+                            views[i:i + 1] if views is not None else None, lr, decay)
+            return
         ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix,
                           views=views)
         out = head(updates, states, ctx) if head is not None else updates
+        self._apply(out, params, views, lr, decay)
+
+    @staticmethod
+    def _apply(out, params, views, lr: float, decay: float) -> None:
+        """``p ← p(1 − lr·λ) − lr·u`` for the chain's outputs ``out`` (matrix views mapped back)."""
         if decay:
             torch._foreach_mul_(params, 1.0 - lr * decay)
-        if matrix:
+        if views is not None:
             out = [v.storage(u, p.shape) for p, v, u in zip(params, views, out)]
         torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
                             alpha=-lr)
@@ -350,6 +367,18 @@ def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:
         out = ((Chain(*ts[:k]) if k else None), sum(t.weight_decay for t in ts[k:]))
     chain._split_decay = out
     return out
+
+
+def _pipelines(head: Chain | None, params: list[torch.Tensor], updates: list) -> bool:
+    """Whether a group's step runs one parameter at a time: more than one plain CPU tensor, and
+    every transform of the chain says it treats each of these updates on its own
+    (:meth:`~matbal.optim.transforms.Transform.per_parameter`: no stacking, no taps). On the CPU
+    that keeps each matrix in cache through the chain; other devices keep the whole-list calls
+    (fewer launches, foreach kernels)."""
+    return (head is not None and len(params) > 1
+            and all(p.device.type == "cpu" and type(p) in (torch.Tensor, torch.nn.Parameter)
+                    for p in params)
+            and all(t.per_parameter(updates) for t in head.transforms))
 
 
 def _is_adam(head: Chain | None) -> bool:

@@ -25,6 +25,9 @@ class ScaleByAdam(Transform):
 
     name = "scale_by_adam"
 
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
+
     def __init__(self, betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 1e-8):
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")

@@ -25,7 +25,7 @@ import torch
 from ...kernels._checks import check_positive
 from ...kernels.balancing import balance as balance_kernel
 from ...kernels.balancing import racs_matrix
-from ._batching import map_by_shape, stack_pays
+from ._batching import map_by_shape, stack_pays, stacks_any
 from .base import StepContext, Transform
 
 __all__ = ["Balance", "balance", "muoneq_scale"]
@@ -92,6 +92,11 @@ class Balance(Transform):
             return self.batch
         kernel = "scale" if method in _MUONEQ else "balance"
         return lambda x: stack_pays(kernel, x)
+
+    def per_parameter(self, updates) -> bool:
+        """True unless some of ``updates`` would be stacked (by either method)."""
+        return not any(stacks_any(updates, self._batch(m))
+                       for m in {self.method, self.switch_to} - {None})
 
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:

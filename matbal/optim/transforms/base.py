@@ -75,6 +75,13 @@ class Transform:
     ) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def per_parameter(self, updates: list[torch.Tensor]) -> bool:
+        """Whether :meth:`apply` on ``updates`` equals applying it to each update alone (no
+        stacking, nothing shared across parameters); the optimizer shell may then run a whole
+        chain one parameter at a time (see :class:`~matbal.optim.optimizer.ChainOptimizer`).
+        Default False: an unknown transform keeps its whole list."""
+        return False
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({opts})"

@@ -29,6 +29,9 @@ def _check_mu(mu: float, name: str) -> None:
 class _Momentum(Transform):
     """Shared book-keeping: a buffer per parameter, Nesterov or plain output."""
 
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
+
     def __init__(self, momentum: float = 0.95, *, nesterov: bool = True):
         _check_mu(momentum, "momentum")
         check_choice(nesterov, "nesterov", (True, False))
