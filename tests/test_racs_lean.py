@@ -173,3 +173,16 @@ def test_the_common_case_takes_the_lean_path_and_the_rest_does_not(monkeypatch):
     racs_matrix(torch.zeros(4, 4), p=2, steps=5)
     racs_matrix(gauss(20, 30) * 1e30, p=2, steps=5)
     assert calls == [1, 1]
+
+
+def test_remembered_option_checks_still_refuse_what_they_refused():
+    x = gauss(5, 6)
+    racs_matrix(x, p=2, steps=2, warn=True)  # validated and remembered
+    with pytest.raises(TypeError, match="warn"):
+        racs_matrix(x, p=2, steps=2, warn=1)  # 1 == True, but not a bool
+    with pytest.raises(TypeError, match="steps"):
+        racs_matrix(x, p=2, steps=2.0)
+    with pytest.raises(ValueError, match="p must be"):
+        racs_matrix(x, p=[2], steps=2)  # unhashable: checked, not remembered
+    with pytest.raises(ValueError, match="rtol"):
+        racs(x, rtol=float("nan"))

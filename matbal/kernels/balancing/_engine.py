@@ -469,12 +469,13 @@ def fixed_sweeps(x: torch.Tensor, p: float, steps: int, dtype: torch.dtype):
     K, _, t0, c0 = _plain_unscaled(x, p, "sum", dtype, False)
     if not t0.numel():
         return None
-    a = torch.full(t0.shape, float(x.shape[-1]), dtype=dtype, device=x.device)
-    b = torch.full(c0.shape, float(x.shape[-2]), dtype=dtype, device=x.device)
+    # targets as Python numbers: ``torch.div(n, t)`` gives the bits of :func:`run`'s
+    # ``full(n) / t`` (tested) without two allocations
+    n, m = float(x.shape[-1]), float(x.shape[-2])
     t = t0
     for _ in range(steps):
-        u = a / t
-        v = b / vecmat(u, K)
+        u = torch.div(n, t)
+        v = torch.div(m, vecmat(u, K))
         t = matvec(K, v)
     # few small operations (this is the fixed cost): min and max in one pass where a vector
     # allows it; NaN propagates through both and fails every comparison below
