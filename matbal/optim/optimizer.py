@@ -20,6 +20,10 @@ Guarantees:
   as the presets build for non-matrix parameters) runs torch's fused AdamW kernel on its plain
   (non-DTensor) tensors: the same update and the same state entries, one pass over the
   parameters (:func:`~matbal.optim.transforms.adam.fused_adamw_`; ``fused=False``: run the chain);
+- on the CPU a group whose transforms all treat each update on its own
+  (:meth:`~matbal.optim.transforms.Transform.per_parameter`: no same-shape stacking, no taps)
+  runs one parameter at a time through the whole chain and into its weight: the same operations
+  per tensor (the same bits), with each matrix still in cache for the next transform;
 - ``state_dict``/``load_state_dict`` round trip bit-exactly: state tensors keep their own dtype
   (torch's base class would cast them to the parameter's dtype); chains are not serialized (they
   are code): the state dict records each group's chain description and transform kinds, the

@@ -118,7 +118,8 @@ def racs(
     -------
     BalanceResult
         ``matrix`` in the input dtype; scales, history etc. in float32 (float64 for float64
-        input; bf16/fp16 iterate in float32).
+        input; bf16/fp16 iterate in float32). For the matrix alone with fixed ``steps`` (the
+        optimizers' call), :func:`racs_matrix` skips the per-sweep bookkeeping.
 
     Examples
     --------

@@ -10,7 +10,9 @@ Rules every transform keeps:
 - keep its per-parameter state in the dict it returns from :meth:`Transform.init` (tensors or ints);
   the shell namespaces it as ``"<index>.<key>"`` in ``optimizer.state[p]`` so ``state_dict`` round
   trips bit-exactly;
-- validate hyperparameters in ``__init__`` with errors that name the argument.
+- validate hyperparameters in ``__init__`` with errors that name the argument;
+- say whether it treats each update on its own (:meth:`Transform.per_parameter`, default False):
+  a chain of such transforms may run one parameter at a time (the shell does on the CPU).
 
 Example: a transform that flips the sign (for illustration)
 
