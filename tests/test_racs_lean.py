@@ -186,3 +186,10 @@ def test_remembered_option_checks_still_refuse_what_they_refused():
         racs_matrix(x, p=[2], steps=2)  # unhashable: checked, not remembered
     with pytest.raises(ValueError, match="rtol"):
         racs(x, rtol=float("nan"))
+
+
+def test_non_contiguous_input():
+    x = gauss(40, 24, seed=12).mT  # a transposed view
+    y = racs_matrix(x, p=2, steps=5)
+    assert max_rel(y, racs(x, p=2, steps=5).matrix) <= 1e-6
+    assert max_rel(y, sweeps_f64(x, 2, 5)) <= 2e-5
