@@ -287,6 +287,95 @@ def fused_table(quick: bool, shape: tuple[int, int] = (1024, 4096),
     return rows
 
 
+# --- session 7: the fixed-cost calls the optimizers make (issue 15 item 4) ----------------------
+
+def hand_fixed(x: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """The REG / SinkGD call written by hand: ``K = X⊙X``, ``steps`` sweeps ``u = n/(Kv)``,
+    ``v = m/(Kᵀu)``, output ``diag(√u) X diag(√v)``; batches in the row-vector product layout
+    (``matbal.kernels._matvec``: the column form is 6–25× slower on the CPU)."""
+    K = x * x
+    m, n = x.shape[-2:]
+    v = torch.ones(x.shape[:-2] + (n,), dtype=x.dtype)
+    mv = torch.mv if x.ndim == 2 else (lambda a, w: (w.unsqueeze(-2) @ a.mT).squeeze(-2))
+    vm = (lambda w, a: torch.mv(a.t(), w)) if x.ndim == 2 else \
+        (lambda w, a: (w.unsqueeze(-2) @ a).squeeze(-2))
+    for _ in range(steps):
+        u = n / mv(K, v)
+        v = m / vm(u, K)
+    return x * u.sqrt().unsqueeze(-1) * v.sqrt().unsqueeze(-2)
+
+
+def fixed_table(quick: bool, small=None, large=None, steps: int = 5) -> list[dict]:
+    """racs as the optimizers call it (p = 2, ``steps`` sweeps, only the matrix): small matrices
+    against the hand-written loop (:func:`hand_fixed`; fixed cost, goal ≤ 1.3×; ``x_hand``: over
+    the faster hand form, batched or one matrix at a time), and at large
+    sizes the bytes/s of one sweep (hand ``K·v``, ``uᵀK`` pair vs racs's cost per extra sweep) on
+    1 and 2 threads, plus the whole call. Peers interleaved; a batch of 8 also against a Python
+    loop of the 2-D hand call."""
+    from matbal.kernels.balancing import racs_matrix
+
+    rows = []
+    small = small or ([(64, 64), (256, 256), (8, 256, 256)] if quick else
+                      [(64, 64), (128, 128), (256, 256), (256, 1024), (8, 256, 256)])
+    with _threads(1):
+        for shape in small:
+            x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+            peers = {"hand loop": lambda: hand_fixed(x, steps),
+                     "racs_matrix (lean path)": lambda: racs_matrix(x, p=2, steps=steps),
+                     "racs(...).matrix (general path)":
+                         lambda: matbal.racs(x, p=2, steps=steps).matrix}
+            if len(shape) == 3:
+                peers["hand loop, one matrix at a time"] = lambda: [hand_fixed(a, steps) for a in x]
+                peers["racs_matrix, one matrix at a time"] = \
+                    lambda: [racs_matrix(a, p=2, steps=steps) for a in x]
+            ref = hand_fixed(x, steps).double()
+            err = float(((racs_matrix(x, p=2, steps=steps).double() - ref).abs()
+                         / ref.abs()).max())
+            # one call per sample, many samples: on a loaded machine a block of calls is almost
+            # always preempted (2 cores, load ~5: a 6 ms block of 20 calls at 64×64 measured
+            # 2.4–3.4× the single-call median for both peers), a single call seldom
+            res = C.interleaved(peers, repeats=40 if quick else 200, warmup=3)
+            hand = min(v["median"] for k, v in res.items() if k.startswith("hand"))  # the best
+            rows += [{"shape": "×".join(map(str, shape)), "threads": 1, "peer": k,
+                      "median_us_per_call": 1e6 * v["median"], "x_hand": v["median"] / hand,
+                      "lean_vs_hand_max_rel": err} for k, v in res.items()]
+    C.print_table(f"racs p=2, {steps} sweeps, small calls (fixed cost; goal ≤ 1.3× the hand loop)",
+                  rows)
+    big_rows = []
+    lim = C.machine_limits(quick)
+    for m, n in large or ([(1024, 4096)] if quick else [(2048, 8192), (4096, 11008)]):
+        x = torch.randn(m, n, generator=torch.Generator().manual_seed(1))
+        K, u, v = x * x, torch.rand(m), torch.rand(n)
+        for threads in ((1,) if quick else (1, 2)):
+            with _threads(threads):
+                res = C.interleaved({
+                    "hand sweep (K@v, u@K)": lambda: (u @ K, K @ v),
+                    "racs_matrix steps=1": lambda: racs_matrix(x, p=2, steps=1),
+                    f"racs_matrix steps={steps + 1}": lambda: racs_matrix(x, p=2, steps=steps + 1),
+                    f"hand loop steps={steps + 1} + output": lambda: hand_fixed(x, steps + 1),
+                }, repeats=3 if quick else 7, warmup=1)
+            nbytes = 2 * m * n * 4
+            t_sweep = res["hand sweep (K@v, u@K)"]["median"]
+            t_racs = (res[f"racs_matrix steps={steps + 1}"]["median"]
+                      - res["racs_matrix steps=1"]["median"]) / steps
+            t_call, t_hand = (res[f"racs_matrix steps={steps + 1}"]["median"],
+                              res[f"hand loop steps={steps + 1} + output"]["median"])
+            for what, t, gbs in (("hand sweep", t_sweep, nbytes / t_sweep / 1e9),
+                                 ("racs_matrix, per extra sweep", t_racs, nbytes / t_racs / 1e9),
+                                 (f"racs_matrix steps={steps + 1}, whole call", t_call, None),
+                                 (f"hand loop steps={steps + 1} + output, whole call", t_hand,
+                                  None)):
+                big_rows.append({"shape": f"{m}×{n} ({m * n * 4 >> 20} MiB)", "threads": threads,
+                                 "what": what, "median_s": t,
+                                 "GB/s": gbs if gbs is not None else float("nan"),
+                                 "%_of_DRAM_read": (100 * gbs / lim["bw_read_gbs"]
+                                                    if gbs is not None else float("nan")),
+                                 "x_hand": t / (t_sweep if gbs is not None else t_hand)})
+    C.print_table("racs sweep bandwidth at large sizes vs the hand sweep (DRAM read measured "
+                  f"{lim['bw_read_gbs']:.1f} GB/s)", big_rows)
+    return rows + big_rows
+
+
 def main(quick: bool = True, full: bool = False) -> list[dict]:
     return C.parts_rows([(part, lambda f=f: f(quick)) for part, f in (
         ("convergence", convergence_table), ("sweep", sweep_table), ("floor", floor_table))])
@@ -296,12 +385,12 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["convergence", "sweep", "floor", "fused"],
+    ap.add_argument("--part", choices=["convergence", "sweep", "floor", "fused", "fixed"],
                     help="one part only (fused: not in the default run, builds a C++ prototype)")
     ap.add_argument("--full", action="store_true", help="default sizes instead of --quick's")
     args = ap.parse_args()
     if args.part:
         {"convergence": convergence_table, "sweep": sweep_table, "floor": floor_table,
-         "fused": fused_table}[args.part](not args.full)
+         "fused": fused_table, "fixed": fixed_table}[args.part](not args.full)
     else:
         main(quick=not args.full)

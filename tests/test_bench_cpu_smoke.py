@@ -79,3 +79,29 @@ def test_fused_sinkhorn_prototype_matches_the_hand_loop():
     torch.testing.assert_close(bal, x * u.sqrt()[:, None] * v.sqrt()[None, :], rtol=1e-4, atol=1e-6)
     with pytest.raises(RuntimeError, match="float32"):
         F.prep(x.double())
+
+
+def test_fixed_cost_table_runs_and_the_hand_loop_is_racs():
+    x = torch.randn(2, 12, 20, generator=torch.Generator().manual_seed(0))
+    from matbal.kernels.balancing import racs_matrix
+
+    torch.testing.assert_close(bench_balance.hand_fixed(x, 5), racs_matrix(x, p=2, steps=5),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bench_balance.hand_fixed(x[0], 3), racs_matrix(x[0], p=2, steps=3),
+                               rtol=1e-5, atol=1e-6)
+    rows = bench_balance.fixed_table(quick=True, small=[(16, 16), (2, 8, 8)], large=[(32, 64)])
+    assert {r["peer"] for r in rows if "peer" in r} >= {"hand loop", "racs_matrix (lean path)"}
+    assert all(r["median_us_per_call"] > 0 and r["lean_vs_hand_max_rel"] < 1e-5
+               for r in rows if "peer" in r)
+    assert sum("what" in r for r in rows) == 4
+
+
+def test_goals_header_and_ns_rate_rows():
+    from benchmarks import bench_goals
+
+    head = bench_goals.header()
+    assert {"cpu", "flags", "capability", "threads", "utc", "load_avg"} <= set(head)
+    rows = bench_goals.ns_rate(True, shapes=[(16, 32)])
+    assert [r["dtype"] for r in rows] == ["float32", "bfloat16"]
+    assert all(r["ns_gflops"] > 0 and r["ns_over_matmul"] > 0 for r in rows)
+    assert set(bench_goals._parts()) == {"ns", "muon", "adamw", "hand", "racs", "probes"}

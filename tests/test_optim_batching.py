@@ -49,14 +49,19 @@ def test_table_changes_are_followed(monkeypatch):
 
 
 def _recorder(monkeypatch, module, name):
+    """Record the batch size of each call to ``module.name`` (or ``module[name]``: a table)."""
     calls = []
-    real = getattr(module, name)
+    table = isinstance(module, dict)
+    real = module[name] if table else getattr(module, name)
 
     def rec(x, *a, **k):
         calls.append(len(x) if isinstance(x, list) else (x.shape[0] if x.ndim == 3 else 1))
         return real(x, *a, **k)
 
-    monkeypatch.setattr(module, name, rec)
+    if table:
+        monkeypatch.setitem(module, name, rec)
+    else:
+        monkeypatch.setattr(module, name, rec)
     return calls
 
 
@@ -90,8 +95,11 @@ def test_orthogonalize_auto_reads_the_kernel_upcast_of_bf16_input(monkeypatch):
 @pytest.mark.parametrize("method, kernel", [("racs", "balance"), ("muoneq_rows", "scale"),
                                             ("muoneq_rc", "scale"), ("ruiz", "balance")])
 def test_balance_auto_follows_the_table_and_equals_the_loop(monkeypatch, method, kernel):
-    name = "muoneq_scale" if method.startswith("muoneq") else "balance_kernel"
-    calls = _recorder(monkeypatch, balance_mod, name)
+    if method in balance_mod._MATRIX_ONLY:  # racs: its matrix-only form
+        calls = _recorder(monkeypatch, balance_mod._MATRIX_ONLY, method)
+    else:
+        name = "muoneq_scale" if method.startswith("muoneq") else "balance_kernel"
+        calls = _recorder(monkeypatch, balance_mod, name)
     opts = {"steps": 3} if method == "racs" else {}
     limit = B.STACK_UP_TO[(kernel, "cpu")]
     for width in {max(int(limit), 2), int(limit) + 8}:

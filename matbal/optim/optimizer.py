@@ -20,6 +20,10 @@ Guarantees:
   as the presets build for non-matrix parameters) runs torch's fused AdamW kernel on its plain
   (non-DTensor) tensors: the same update and the same state entries, one pass over the
   parameters (:func:`~matbal.optim.transforms.adam.fused_adamw_`; ``fused=False``: run the chain);
+- on the CPU a group whose transforms all treat each update on its own
+  (:meth:`~matbal.optim.transforms.Transform.per_parameter`: no same-shape stacking, no taps)
+  runs one parameter at a time through the whole chain and into its weight: the same operations
+  per tensor (the same bits), with each matrix still in cache for the next transform;
 - ``state_dict``/``load_state_dict`` round trip bit-exactly: state tensors keep their own dtype
   (torch's base class would cast them to the parameter's dtype); chains are not serialized (they
   are code): the state dict records each group's chain description and transform kinds, the
@@ -205,12 +209,29 @@ class ChainOptimizer(torch.optim.Optimizer):
         lr = float(group["lr"])
         if not matrix and self._fused_adamw(head, decay, lr, params, updates, states, steps):
             return
+        if _pipelines(head, params, updates):
+            # one parameter at a time through the whole chain and into its weight: each matrix
+            # stays in cache from its momentum to its update (REG on a GPT's 16 matrices:
+            # 0.72–0.75× the time of the chain over the whole list, BENCHMARKS.md session 7);
+            # the same operations per tensor, so the same bits
+            for i in range(len(params)):
+                ctx = StepContext(params=params[i:i + 1], steps=steps[i:i + 1],
+                                  names=names[i:i + 1], group=group, matrix=matrix,
+                                  views=views[i:i + 1] if views is not None else None)
+                self._apply(head(updates[i:i + 1], states[i:i + 1], ctx), params[i:i + 1],
+                            views[i:i + 1] if views is not None else None, lr, decay)
+            return
         ctx = StepContext(params=params, steps=steps, names=names, group=group, matrix=matrix,
                           views=views)
         out = head(updates, states, ctx) if head is not None else updates
+        self._apply(out, params, views, lr, decay)
+
+    @staticmethod
+    def _apply(out, params, views, lr: float, decay: float) -> None:
+        """``p ← p(1 − lr·λ) − lr·u`` for the chain's outputs ``out`` (matrix views mapped back)."""
         if decay:
             torch._foreach_mul_(params, 1.0 - lr * decay)
-        if matrix:
+        if views is not None:
             out = [v.storage(u, p.shape) for p, v, u in zip(params, views, out)]
         torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
                             alpha=-lr)
@@ -352,6 +373,18 @@ def _split_trailing_decay(chain: Chain) -> tuple[Chain | None, float]:
     return out
 
 
+def _pipelines(head: Chain | None, params: list[torch.Tensor], updates: list) -> bool:
+    """Whether a group's step runs one parameter at a time: more than one plain CPU tensor, and
+    every transform of the chain says it treats each of these updates on its own
+    (:meth:`~matbal.optim.transforms.Transform.per_parameter`: no stacking, no taps). On the CPU
+    that keeps each matrix in cache through the chain; other devices keep the whole-list calls
+    (fewer launches, foreach kernels)."""
+    return (head is not None and len(params) > 1
+            and all(p.device.type == "cpu" and type(p) in (torch.Tensor, torch.nn.Parameter)
+                    for p in params)
+            and all(t.per_parameter(updates) for t in head.transforms))
+
+
 def _is_adam(head: Chain | None) -> bool:
     """Whether ``head`` (a chain less its trailing decay) is exactly ``scale_by_adam`` — the
     chain torch's fused AdamW kernel computes."""
@@ -361,16 +394,26 @@ def _is_adam(head: Chain | None) -> bool:
 def _nonfinite(grads: list[torch.Tensor]) -> set[int]:
     """Indices of gradients holding NaN/Inf.
 
-    One fused 2-norm pass over the list (``torch._foreach_norm(grads, 2)``): a finite norm proves
-    every entry finite (NaN/Inf propagate through the sum of squares), so the common case costs
-    one read. A non-finite norm may also come from finite entries whose squares overflow (|g| ≳
-    1e19 in float32): those tensors alone are then checked entry by entry, so the answer is exact.
-    (The max-abs norm, ``ord=inf``, is exact in one pass too but takes a slow reduction path on
-    the CPU: 12× the 2-norm's time, BENCHMARKS §4.)"""
+    One read of every gradient, reduced to one number per tensor that is finite only when all of
+    its entries are (NaN/Inf propagate through a sum: ``inf + x = inf``, ``inf − inf = NaN``), and
+    one host read for the whole list; the common case (all finite) costs nothing else. On the
+    CPU the number is the plain sum (float32 accumulation for half types): one load per entry
+    and no multiply, 0.85–0.9× the time of the 2-norm pass it replaces (BENCHMARKS.md, session
+    7); elsewhere one fused ``torch._foreach_norm(grads, 2)`` launch. A non-finite value may also
+    come from finite entries whose sum (or sum of squares) overflows: those tensors alone are
+    then checked entry by entry, so the answer is exact. (The max-abs norm, ``ord=inf``, is exact
+    in one pass too but takes a slow reduction path on the CPU: 12× the 2-norm's time,
+    BENCHMARKS §4.)"""
     if not grads:
         return set()
-    norms = torch._foreach_norm(grads, 2)
-    if bool(torch.isfinite(torch.stack([n.float() for n in norms])).all()):
+    if all(g.device.type == "cpu" for g in grads):
+        vals = [g.sum(dtype=torch.float32) if g.dtype in _HALF else g.sum() for g in grads]
+    else:
+        vals = torch._foreach_norm(grads, 2)
+    if bool(torch.isfinite(torch.stack([v.float() for v in vals])).all()):
         return set()
-    return {i for i, (g, n) in enumerate(zip(grads, norms))
-            if not bool(torch.isfinite(n)) and not bool(torch.isfinite(g).all())}
+    return {i for i, (g, v) in enumerate(zip(grads, vals))
+            if not bool(torch.isfinite(v)) and not bool(torch.isfinite(g).all())}
+
+
+_HALF = (torch.float16, torch.bfloat16)

@@ -8,6 +8,7 @@ normalize_cols      C(X): unit column 2-norms                                Ten
 rc_scale            MuonEq one-shot RC, D_r^e X D_c^e from the same input    Tensor
 aol                 AOL column scaling, spectral norm <= 1                   Tensor
 racs                equal row / equal column p-norms (Sinkhorn; = SinkGD)   BalanceResult
+racs_matrix         racs's matrix alone; lean fixed-steps path (optimizers)  Tensor
 sinkhorn_knopp      nonnegative matrix to prescribed marginals (log-domain)  BalanceResult
 ruiz                Ruiz simultaneous inf-norm equilibration                 BalanceResult
 knight_ruiz         Newton–CG for the racs / Sinkhorn fixed point            BalanceResult
@@ -37,7 +38,7 @@ from .aol import aol
 from .balance import METHODS, balance
 from .knight_ruiz import knight_ruiz
 from .normalize import normalize_cols, normalize_rows
-from .racs import racs
+from .racs import racs, racs_matrix
 from .rc import rc_scale
 from .ruiz import ruiz
 from .sinkhorn import sinkhorn_knopp
@@ -51,6 +52,7 @@ __all__ = [
     "normalize_cols",
     "normalize_rows",
     "racs",
+    "racs_matrix",
     "rc_scale",
     "ruiz",
     "sinkhorn_knopp",

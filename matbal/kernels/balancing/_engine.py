@@ -30,6 +30,7 @@ iterate against its targets, so an input balanced only up to a scalar is iterate
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -38,7 +39,7 @@ import torch
 
 from .._matvec import matvec, vecmat
 
-__all__ = ["Kernel", "prepare_kernel", "run"]
+__all__ = ["Kernel", "fixed_sweeps", "prepare_kernel", "run"]
 
 
 @dataclass
@@ -172,6 +173,26 @@ def _plain_unscaled(x: torch.Tensor, pk: float, kind: str, dtype: torch.dtype, n
     return K, owned, t0, c0
 
 
+def unscaled_in_range(hmax: float, hmin: float, shape, kind: str, dtype: torch.dtype) -> bool:
+    """Whether the unscaled kernel ``K = |x|^p`` is far from ``dtype``'s limits, read off its row
+    sums ``t0`` (maxima for ``kind="max"``): ``hmax``/``hmin`` are the largest/smallest over the
+    batch of the per-matrix max row sum, so ``hmin / (2n)`` bounds every ``max K`` from below."""
+    fi = torch.finfo(dtype)
+    lo_k = hmin / (2.0 * shape[-1]) if kind == "sum" else hmin
+    return hmax * max(shape[-2], shape[-1]) < fi.max * 0.5e-4 and lo_k > fi.tiny * 2e20
+
+
+@functools.lru_cache(maxsize=None)
+def _floor(dtype: torch.dtype) -> float:
+    return float(torch.tensor(math.sqrt(torch.finfo(dtype).tiny), dtype=dtype))
+
+
+def below_floor(v: float, dtype: torch.dtype) -> bool:
+    """Whether a live K row/column sum ``v`` is below ``sqrt(tiny)`` of ``dtype`` (compared as torch
+    would, in ``dtype``): the Sinkhorn factors ~ 1/sum could overflow, the log domain is needed."""
+    return v < _floor(dtype)
+
+
 def prepare_kernel(
     x: torch.Tensor,
     *,
@@ -218,8 +239,7 @@ def prepare_kernel(
             hi = t0.amax(-1)
             stats = torch.stack([hi.amax(), hi.amin(), t0.amin(), c0.amin()])
             hmax, hmin, tmin, cmin = stats.double().tolist()
-            lo_k = hmin / (2.0 * x.shape[-1]) if kind == "sum" else hmin  # lower bound on max K
-            if hmax * big < fi.max * 0.5e-4 and lo_k > fi.tiny * 2e20:
+            if unscaled_in_range(hmax, hmin, x.shape, kind, dtype):
                 log_s = torch.zeros(x.shape[:-2], dtype=torch.float64, device=x.device)
                 kern = Kernel(K, False, kind, None, None, log_s, None, None, 0)  # type: ignore
                 thr = 0.0
@@ -258,7 +278,7 @@ def prepare_kernel(
     if not use_log and log_domain is None:
         floor = math.sqrt(fi.tiny)
         if known_live:  # the smallest sums were read above; compared as torch would, in dtype
-            use_log = min(tmin, cmin) < float(torch.tensor(floor, dtype=dtype))
+            use_log = below_floor(min(tmin, cmin), dtype)
         else:
             lo = torch.minimum(
                 torch.where(live_r, t0, fi.max).amin(), torch.where(live_c, c0, fi.max).amin()
@@ -428,3 +448,47 @@ def run(
     finite = finite and bool(torch.isfinite(res).all())
     converged = bool((res <= rtol).all())
     return RunOut(lu, lv, n_it, converged, history, res, mv, finite)
+
+
+# ----------------------------------------------------------------------------------------------
+# the lean fixed-cost path
+
+def fixed_sweeps(x: torch.Tensor, p: float, steps: int, dtype: torch.dtype):
+    """``steps`` plain-domain sweeps toward targets ``n`` (rows) and ``m`` (columns) on the
+    unscaled ``K = |x|^p`` (p = 1 or 2) with none of :func:`run`'s per-sweep work: no residual,
+    no masks, no history, no host read inside the loop. The sweeps are :func:`run`'s (the same
+    operations in the same order, so ``u, v`` are bit-identical to the general path's factors),
+    and a single host read at the end checks every assumption the general path would have
+    decided before it: the range of ``K`` (no pre-scale), no dead row or column, no row/column
+    sum below the log-domain floor, finite positive factors.
+
+    Returns ``(K, u, v)`` (``K``: private storage, dead after the call) or None when any check
+    fails: the caller then runs the general path, which decides, raises on NaN/Inf, and masks
+    dead rows/columns (an all-zero matrix returns zeros there).
+    """
+    K, _, t0, c0 = _plain_unscaled(x, p, "sum", dtype, False)
+    if not t0.numel():
+        return None
+    # targets as Python numbers: ``torch.div(n, t)`` gives the bits of :func:`run`'s
+    # ``full(n) / t`` (tested) without two allocations
+    n, m = float(x.shape[-1]), float(x.shape[-2])
+    t = t0
+    for _ in range(steps):
+        u = torch.div(n, t)
+        v = torch.div(m, vecmat(u, K))
+        t = matvec(K, v)
+    # few small operations (this is the fixed cost): min and max in one pass where a vector
+    # allows it; NaN propagates through both and fails every comparison below
+    if t0.ndim == 1:
+        tmin, hi = torch.aminmax(t0)
+        hmax = hmin = hi
+    else:
+        hi = t0.amax(-1)
+        hmax, hmin, tmin = hi.amax(), hi.amin(), t0.amin()
+    uv_min, uv_max = torch.aminmax(torch.cat((u, v), -1))
+    stats = torch.stack([hmax, hmin, tmin, c0.amin(), uv_min, uv_max, t.amax()])
+    hmax, hmin, tmin, cmin, uv_min, uv_max, t_max = stats.double().tolist()
+    ok = (unscaled_in_range(hmax, hmin, x.shape, "sum", dtype) and tmin > 0 and cmin > 0
+          and not below_floor(min(tmin, cmin), dtype)
+          and uv_min > 0 and uv_max < math.inf and t_max < math.inf)  # 0 < u, v, t < inf
+    return (K, u, v) if ok else None

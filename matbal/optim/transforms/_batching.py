@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["map_by_shape", "STACK_UP_TO", "stack_pays"]
+__all__ = ["map_by_shape", "STACK_UP_TO", "stack_pays", "stacks_any"]
 
 #: Largest short side ``min(m, n)`` at which ``k`` same-shape matrices are stacked into one call,
 #: per ``(kernel, device type)``; ``0``: never, ``math.inf``: always. Kernels: ``"ns"`` (Newton–
@@ -46,6 +46,21 @@ def stack_pays(kernel: str, x: torch.Tensor) -> bool:
     return min(x.shape[-2], x.shape[-1]) <= STACK_UP_TO.get((kernel, x.device.type), math.inf)
 
 
+def _groups(mats: list[torch.Tensor], batch) -> list[tuple[list[int], bool]]:
+    """The (shape, dtype, device) groups of ``mats`` as index lists, each with whether
+    :func:`map_by_shape` stacks it (``batch``: as there)."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, x in enumerate(mats):
+        groups[(tuple(x.shape), x.dtype, x.device)].append(i)
+    return [(idx, batch is not False and len(idx) > 1
+             and (batch is True or bool(batch(mats[idx[0]])))) for idx in groups.values()]
+
+
+def stacks_any(mats: list[torch.Tensor], batch) -> bool:
+    """Whether :func:`map_by_shape` with this ``batch`` would stack any of ``mats``."""
+    return batch is not False and any(st for _, st in _groups(mats, batch))
+
+
 def map_by_shape(
     fn: Callable[[torch.Tensor], torch.Tensor], mats: list[torch.Tensor], *,
     batch: bool | Callable[[torch.Tensor], bool] = True, stack: bool = True,
@@ -58,12 +73,9 @@ def map_by_shape(
     (:func:`matbal.newton_schulz` normalizes a list straight into its working dtype)."""
     if batch is False:
         return [fn(x) for x in mats]
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, x in enumerate(mats):
-        groups[(tuple(x.shape), x.dtype, x.device)].append(i)
     out: list = [None] * len(mats)
-    for idx in groups.values():
-        if len(idx) == 1 or (batch is not True and not batch(mats[idx[0]])):
+    for idx, stacked in _groups(mats, batch):
+        if not stacked:
             for i in idx:
                 out[i] = fn(mats[i])
             continue

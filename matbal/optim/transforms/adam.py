@@ -25,6 +25,9 @@ class ScaleByAdam(Transform):
 
     name = "scale_by_adam"
 
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
+
     def __init__(self, betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 1e-8):
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
@@ -108,9 +111,9 @@ def fused_adamw_(params: list[torch.Tensor], grads: list[torch.Tensor],
     for i, p in enumerate(params):
         groups.setdefault((p.device, p.dtype), []).append(i)
     for (device, _), idx in groups.items():
-        counts: dict[int, torch.Tensor] = {}  # one step tensor per distinct step (read only)
-        state_steps = [counts.setdefault(steps[i], torch.tensor(float(steps[i]), device=device))
-                       for i in idx]
+        # one step tensor per distinct step (read only), made once (not once per parameter)
+        counts = {s: torch.tensor(float(s), device=device) for s in {steps[i] for i in idx}}
+        state_steps = [counts[steps[i]] for i in idx]
         torch._fused_adamw_([params[i] for i in idx], [grads[i] for i in idx],
                             [exp_avgs[i] for i in idx], [exp_avg_sqs[i] for i in idx], [],
                             state_steps, lr=lr, beta1=betas[0], beta2=betas[1],

@@ -14,6 +14,9 @@ Batching: ``batch="auto"`` (default) stacks same-shape updates into one call whe
 measured to pay (:data:`~matbal.optim.transforms._batching.STACK_UP_TO`: on the CPU iterative
 kernels up to width 128, the one-shot MuonEq scalings never; always on CUDA); ``True``/``False``
 force it.
+
+``racs`` runs as :func:`~matbal.kernels.balancing.racs_matrix` (the matrix alone; with fixed
+``steps`` its lean path: no per-sweep residual or history, one host read per call).
 """
 from __future__ import annotations
 
@@ -21,12 +24,15 @@ import torch
 
 from ...kernels._checks import check_positive
 from ...kernels.balancing import balance as balance_kernel
-from ._batching import map_by_shape, stack_pays
+from ...kernels.balancing import racs_matrix
+from ._batching import map_by_shape, stack_pays, stacks_any
 from .base import StepContext, Transform
 
 __all__ = ["Balance", "balance", "muoneq_scale"]
 
 _MUONEQ = {"muoneq_rows": (True, False), "muoneq_cols": (False, True), "muoneq_rc": (True, True)}
+#: kernels with a matrix-only form (no BalanceResult bookkeeping; a lean fixed-``steps`` path)
+_MATRIX_ONLY = {"racs": racs_matrix}
 
 
 def muoneq_scale(
@@ -76,6 +82,8 @@ class Balance(Transform):
         if method in _MUONEQ:
             rows, cols = _MUONEQ[method]
             return lambda x: muoneq_scale(x, rows=rows, cols=cols, **self.opts)
+        if method in _MATRIX_ONLY:
+            return lambda x: _MATRIX_ONLY[method](x, **self.opts)
         return lambda x: balance_kernel(x, method=method, **self.opts).matrix
 
     def _batch(self, method: str):
@@ -84,6 +92,11 @@ class Balance(Transform):
             return self.batch
         kernel = "scale" if method in _MUONEQ else "balance"
         return lambda x: stack_pays(kernel, x)
+
+    def per_parameter(self, updates) -> bool:
+        """True unless some of ``updates`` would be stacked (by either method)."""
+        return not any(stacks_any(updates, self._batch(m))
+                       for m in {self.method, self.switch_to} - {None})
 
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:

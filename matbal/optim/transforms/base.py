@@ -10,7 +10,9 @@ Rules every transform keeps:
 - keep its per-parameter state in the dict it returns from :meth:`Transform.init` (tensors or ints);
   the shell namespaces it as ``"<index>.<key>"`` in ``optimizer.state[p]`` so ``state_dict`` round
   trips bit-exactly;
-- validate hyperparameters in ``__init__`` with errors that name the argument.
+- validate hyperparameters in ``__init__`` with errors that name the argument;
+- say whether it treats each update on its own (:meth:`Transform.per_parameter`, default False):
+  a chain of such transforms may run one parameter at a time (the shell does on the CPU).
 
 Example: a transform that flips the sign (for illustration)
 
@@ -74,6 +76,13 @@ class Transform:
         self, updates: list[torch.Tensor], states: list[dict], ctx: StepContext
     ) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def per_parameter(self, updates: list[torch.Tensor]) -> bool:
+        """Whether :meth:`apply` on ``updates`` equals applying it to each update alone (no
+        stacking, nothing shared across parameters); the optimizer shell may then run a whole
+        chain one parameter at a time (see :class:`~matbal.optim.optimizer.ChainOptimizer`).
+        Default False: an unknown transform keeps its whole list."""
+        return False
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

@@ -29,6 +29,9 @@ class NormalizeRMS(Transform):
 
     name = "normalize_rms"
 
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
+
     def __init__(self, target: float = 0.2, *, eps: float = 1e-12):
         check_positive(target, "target")
         check_positive(eps, "eps")
@@ -48,6 +51,9 @@ class NorMuonNormalize(Transform):
     """NorMuon's neuron-wise (row) second-moment normalization of an orthogonalized update."""
 
     name = "normuon_normalize"
+
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
 
     def __init__(self, beta2: float = 0.95, *, eps: float = 1e-10, rescale: str = "frobenius",
                  target: float = 0.2):

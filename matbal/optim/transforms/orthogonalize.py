@@ -31,7 +31,7 @@ from ...kernels._checks import check_choice, check_positive
 from ...kernels.dtype_policy import auto_ns_dtype
 from ...kernels.orthogonalize import get_schedule, newton_schulz, polar
 from ...kernels.orthogonalize.newton_schulz import FORMS
-from ._batching import map_by_shape, stack_pays
+from ._batching import map_by_shape, stack_pays, stacks_any
 from .base import StepContext, Transform
 
 __all__ = ["Orthogonalize", "orthogonalize", "ns_dtype_for"]
@@ -124,10 +124,17 @@ class Orthogonalize(Transform):
             self.dtype is None and x.device.type == "cpu")  # the kernel upcasts those on CPU
         return stack_pays("ns_bf16" if low else "ns", x)
 
+    def _batch_rule(self):
+        return self._stack_pays if self.batch == "auto" else self.batch
+
+    def per_parameter(self, updates) -> bool:
+        """True unless some of ``updates`` would be stacked."""
+        return not stacks_any(updates, self._batch_rule())
+
     def apply(self, updates, states, ctx: StepContext):
         if not ctx.matrix:
             raise ValueError("orthogonalize needs matrix parameters (route others to AdamW)")
-        batch = self._stack_pays if self.batch == "auto" else self.batch
+        batch = self._batch_rule()
         out = map_by_shape(self._ortho, updates, batch=batch, stack=False)
         if self.nuclear_scale:
             out = [o * (u.double() * o.double()).sum(dim=(-2, -1), keepdim=True).to(o.dtype)

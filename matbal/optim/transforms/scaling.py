@@ -45,6 +45,9 @@ class ScaleByShape(Transform):
 
     name = "scale_by_shape"
 
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
+
     def __init__(self, rule: str | Callable[[int, int], float] = "sqrt(max(1,m/n))"):
         if callable(rule):
             self.rule, self._f = rule, rule

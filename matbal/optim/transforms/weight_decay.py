@@ -19,6 +19,9 @@ class AddDecayedWeights(Transform):
 
     name = "add_decayed_weights"
 
+    def per_parameter(self, updates) -> bool:  # each update on its own
+        return True
+
     def __init__(self, weight_decay: float = 0.0):
         check_positive(weight_decay, "weight_decay", allow_zero=True)
         self.weight_decay = float(weight_decay)
