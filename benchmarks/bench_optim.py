@@ -156,6 +156,8 @@ def adamw_table(quick: bool, sizes=None) -> list[dict]:
                                 beta2=0.999, weight_decay=0.01, eps=1e-8, amsgrad=False,
                                 maximize=False)
         peers = {"matbal adamw (fused kernel)": adamw(mk(), lr=1e-3).step,
+                 "matbal adamw (fused kernel, nonfinite='unchecked')":
+                     adamw(mk(), lr=1e-3, nonfinite="unchecked").step,
                  "matbal adamw (general chain)": general.step,
                  "torch.optim.AdamW foreach": torch.optim.AdamW(mk(), lr=1e-3, foreach=True).step,
                  "torch.optim.AdamW fused": torch.optim.AdamW(mk(), lr=1e-3, fused=True).step,

@@ -13,7 +13,10 @@ Guarantees:
 - ``p.grad`` is never modified; a zero gradient gives a zero direction (weight decay aside);
 - non-finite gradients raise ``FloatingPointError`` naming the parameter (``nonfinite="raise"``,
   default) or skip that parameter's step and count it in ``state[p]["skipped"]``
-  (``nonfinite="skip"``); weights never silently become NaN;
+  (``nonfinite="skip"``); weights never silently become NaN — unless you opt out with
+  ``nonfinite="unchecked"``: no screen at all, a NaN/Inf gradient reaches the weights as it does
+  in ``torch.optim`` (the screen's one read of every gradient is ~0.15–0.25 of an AdamW step;
+  measured in BENCHMARKS.md, ``python -m benchmarks.bench_optim --part adamw``);
 - a step is all-or-nothing: every group's gradients are checked (one fused pass) before any
   group is updated, so a refused step leaves weights, state and step counts as they were;
 - a group whose chain is exactly torch.optim.AdamW's (``scale_by_adam → add_decayed_weights``,
@@ -68,7 +71,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         ``label`` (str, e.g. ``"matrix"``/``"adamw"``), ``views`` (matrix groups: one view spec
         per parameter, see :func:`matbal.optim.views.parse_view`), and any user keys.
     chain, lr, matrix : defaults for groups that do not set them.
-    nonfinite : ``"raise"`` or ``"skip"`` (see module docstring).
+    nonfinite : ``"raise"`` (default), ``"skip"`` or ``"unchecked"`` (see module docstring).
     fused : run groups whose chain is exactly ``scale_by_adam → add_decayed_weights`` with
         torch's fused AdamW kernel (default True; see module docstring).
     """
@@ -76,7 +79,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     def __init__(self, params, *, chain: Chain | None = None, lr: float = 1e-3,
                  matrix: bool = False, nonfinite: str = "raise", fused: bool = True):
         check_positive(lr, "lr", allow_zero=True)
-        check_choice(nonfinite, "nonfinite", ("raise", "skip"))
+        check_choice(nonfinite, "nonfinite", ("raise", "skip", "unchecked"))
         if not isinstance(fused, bool):
             raise TypeError(f"fused must be True or False, got {fused!r}")
         self.nonfinite, self.fused = nonfinite, fused
@@ -156,6 +159,8 @@ class ChainOptimizer(torch.optim.Optimizer):
         for p, name in live:
             if p.grad.is_sparse:
                 raise RuntimeError(f"parameter {name}: sparse gradients are not supported")
+        if self.nonfinite == "unchecked":  # opted out: torch.optim's behaviour, no extra read
+            return set()
         bad = sorted(self._find_nonfinite([p.grad for p, _ in live]))
         if bad and self.nonfinite == "raise":
             names = [live[i][1] for i in bad]
