@@ -68,22 +68,32 @@ def test_training_experiment_quick_mode(name, quick_dir):
 
 def test_quick_results_have_the_numbers_the_figures_read(quick_dir):
     eq5 = lab.load_results("eq5_muoneq_gpt", results_dir=quick_dir)
-    assert {r["arm"] for r in eq5.where(record="run")} == {a["label"] for a in eq5.config["arms"]}
-    assert all(len(v["final_val_loss"]) == 2 for v in eq5.summary["table"].values())
-    # the protocol: every arm swept (≥ 2 seeds per lr), every rule of the config applied, the test
-    # named, the exact-polar controls present
     arms = [a["label"] for a in eq5.config["arms"]]
     assert {"polar-m", "polar-rm", "muon-moonlight-scale"} <= set(arms)
-    assert list(eq5.summary["sweeps"]) == arms
-    assert all(t["n"] >= 2 for c in eq5.summary["sweeps"].values() for t in c["table"])
-    assert set(eq5.summary["comparisons"]) == set(eq5.config["rules"])
-    for name, c in eq5.summary["comparisons"].items():
-        assert c["verdict"] in ("holds", "fails", "inconclusive")
-        if "comparison" in c:
-            assert c["comparison"]["test"] == "paired t" and "paired t, n = 2 seeds" in c["text"]
-    sweep = eq5.where(record="sweep")
-    assert {(r["arm"], r["lr"]) for r in sweep if r["chosen"]} == \
-        {(a, eq5.summary["chosen_lr"][a]) for a in arms}
+    widths = eq5.config["widths"]
+    assert len(widths) == 2 and set(eq5.summary["widths"]) == {str(w) for w in widths}
+    assert set(eq5.summary["verdict_per_width"]) == {str(w) for w in widths}
+    for width in widths:
+        w = eq5.summary["widths"][str(width)]
+        assert {r["arm"] for r in eq5.where(record="run", width=width)} == set(arms)
+        assert all(len(v["final_val_loss"]) == 2 for v in w["table"].values())
+        # the protocol: every arm swept (≥ 2 seeds per lr), every rule of the config applied, the
+        # test named, the exact-polar controls present
+        assert list(w["sweeps"]) == arms
+        assert all(t["n"] >= 2 for c in w["sweeps"].values() for t in c["table"])
+        assert set(w["comparisons"]) == set(eq5.config["rules"])
+        for c in w["comparisons"].values():
+            assert c["verdict"] in ("holds", "fails", "inconclusive")
+            if "comparison" in c:
+                assert c["comparison"]["test"] == "paired t" and "paired t, n = 2 seeds" in c["text"]
+        sweep = eq5.where(record="sweep", width=width)
+        assert {(r["arm"], r["lr"]) for r in sweep if r["chosen"]} == \
+            {(a, w["chosen_lr"][a]) for a in arms}
+        # AdamW's chosen lr at this width is every other arm's AdamW-group lr
+        assert {r["adamw_lr"] for r in eq5.where(record="run", width=width) if r["arm"] != "adamw"} \
+            == {w["chosen_lr"]["adamw"]}
+    # the two widths are different models
+    assert len({eq5.summary["widths"][str(w)]["n_params"] for w in widths}) == 2
     reg2 = lab.load_results("reg2_adamw_cosine", results_dir=quick_dir)
     assert all(-1 <= r["cos_adamw"] <= 1 for r in reg2.rows)
     assert reg2.summary["probe_vs_replay_max_abs"] < 1e-6  # replay == the probes' own cosine
@@ -157,6 +167,34 @@ def test_committed_training_results_are_full_configuration():
     for name in TRAINING:
         res = lab.load_results(name)
         assert res.config == json.loads(json.dumps(_load("experiments", name).CONFIG)), name
+
+
+def test_eq5_verdict_across_widths():
+    mod = _load("experiments", "eq5_muoneq_gpt")
+    assert mod.combine_widths({"64": "holds", "128": "holds"}) == ("holds", None)
+    assert mod.combine_widths({"64": "fails", "128": "fails"}) == ("fails", None)
+    v, cond = mod.combine_widths({"64": "holds", "128": "holds under conditions"})
+    assert v == "holds under conditions" and "width 128: holds under conditions" in cond
+
+
+def test_run_parallel_prefills_the_same_runs_as_one_process(tmp_path):
+    from matbal.train import TrainConfig
+
+    base = TrainConfig(model="mlp", steps=3, warmup_steps=1, mlp_hidden=8, device="cpu")
+
+    def task(lr, seed, out):
+        return T.run_arm(base, T.Arm(f"a-{lr:g}", "adamw", lr=lr), seed, out_dir=out)["final_val_loss"]
+
+    tasks = [(lr, s) for lr in (1e-3, 2e-3) for s in (0, 1)]
+    one = T.run_parallel(task, [t + (tmp_path / "one",) for t in tasks], jobs=1)
+    two = T.run_parallel(task, [t + (tmp_path / "two",) for t in tasks], jobs=2)
+    assert one == two and len(set(one)) == 4
+    # a later sequential walk finds every run finished
+    again = [T.run_arm(base, T.Arm(f"a-{lr:g}", "adamw", lr=lr), s, out_dir=tmp_path / "two")
+             for lr, s in tasks]
+    assert all(r["reused"] for r in again) and [r["final_val_loss"] for r in again] == two
+    with pytest.raises(ValueError, match="jobs"):
+        T.run_parallel(task, tasks, jobs=0)
 
 
 def test_run_arm_reuses_only_an_identical_request(tmp_path):

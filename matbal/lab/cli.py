@@ -40,7 +40,11 @@ def experiment_cli(main: Callable[..., Results], argv: list[str] | None = None) 
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: on a shared 2-core machine more "
                          "threads made these small matrices ~10x slower)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="worker processes for experiments whose main() takes jobs (they prefill "
+                         "their run cache in parallel; results do not depend on it)")
     args = ap.parse_args(argv)
+    import inspect
     import os
 
     import torch
@@ -49,7 +53,13 @@ def experiment_cli(main: Callable[..., Results], argv: list[str] | None = None) 
     torch.set_num_threads(max(1, args.threads))
     rdir = args.results_dir or (QUICK_RESULTS_DIR if args.quick else None)
     t0 = time.perf_counter()
-    res = main(quick=args.quick, results_dir=rdir)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be ≥ 1, got {args.jobs}")
+    kwargs = {"jobs": args.jobs} if "jobs" in inspect.signature(main).parameters else {}
+    if args.jobs > 1 and not kwargs:
+        print(f"note: {getattr(main, '__module__', 'this experiment')} runs in one process "
+              f"(--jobs ignored)")
+    res = main(quick=args.quick, results_dir=rdir, **kwargs)
     dt = time.perf_counter() - t0
     print(f"{res.name}: {len(res.rows)} rows in {dt:.1f} s -> "
           f"{Path(rdir) if rdir else 'experiments/results'}/{res.name}.{{csv,json}}")

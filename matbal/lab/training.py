@@ -57,7 +57,7 @@ __all__ = ["Arm", "LAB_PRESETS", "register_lab_presets", "runs_root", "run_arm",
            "direction_chain", "replay", "cosine", "layer_type", "LAYER_TYPES", "RECORDING",
            "RECORDING_QUICK", "recorded_gpt", "WIDTH_RECORDING", "WIDTH_RECORDING_QUICK",
            "recorded_gpt_at_width", "read_jsonl", "OPTIMIZER_COLORS",
-           "OPTIMIZER_LABELS", "interleaved_step_times"]
+           "OPTIMIZER_LABELS", "interleaved_step_times", "char_gpt_base", "run_parallel"]
 
 #: Hidden-matrix types of :class:`matbal.train.models.GPT`, in block order.
 LAYER_TYPES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
@@ -188,6 +188,79 @@ def run_arm(base, arm: Arm, seed: int, *, out_dir: Path,
     return {**summary, "label": arm.label, "seed": seed, "run_dir": str(run_dir),
             "reused": reused, "lr": resolved["lr"], "adamw_lr": resolved.get("adamw_lr"),
             "metrics": read_metrics(run_dir)}
+
+
+def char_gpt_base(cfg: Mapping[str, Any], **model_overrides):
+    """The :class:`~matbal.train.TrainConfig` of the training claims' character GPT from an
+    experiment config: ``cfg["model"]`` (n_layer, n_head, n_embd, block_size, batch_size) updated
+    by ``model_overrides`` (e.g. ``n_embd=128``), and ``steps``, ``warmup_steps``, ``eval_every``
+    (also the log interval), ``eval_batches``, ``threads``; always on the CPU.
+
+    >>> char_gpt_base({"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16,
+    ...                "batch_size": 8}, "steps": 8, "warmup_steps": 2, "eval_every": 4,
+    ...                "eval_batches": 2, "threads": 1}, n_embd=32).n_embd
+    32
+    """
+    from ..train import TrainConfig
+
+    return TrainConfig(model="gpt", steps=cfg["steps"], warmup_steps=cfg["warmup_steps"],
+                       eval_every=cfg["eval_every"], eval_batches=cfg["eval_batches"],
+                       device="cpu", log_every=cfg["eval_every"], threads=cfg["threads"],
+                       **{**cfg["model"], **model_overrides})
+
+
+def run_parallel(fn: Callable[..., Any], tasks: Sequence[tuple], jobs: int = 1, *,
+                 desc: str | None = None) -> list[Any]:
+    """``[fn(*t) for t in tasks]`` on ``jobs`` forked worker processes (in task order; ``jobs ≤ 1``
+    runs them here, one after the other).
+
+    Meant for *prefilling* run caches: each task trains runs through :func:`run_arm`, which stores
+    them on disk keyed by request, so the experiment afterwards walks its protocol sequentially
+    and finds every run finished (``reused``) — the protocol's decisions are made in one place and
+    do not depend on ``jobs``. Workers are forked (``fn`` may be defined in a script run as
+    ``__main__``) and each is limited to one torch thread. ``desc``: a progress bar over finished
+    tasks.
+
+    >>> run_parallel(pow, [(2, 3), (3, 2)], jobs=1)
+    [8, 9]
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, disable=desc is None)
+    if jobs == 1 or len(tasks) <= 1:
+        out = []
+        for t in tasks:
+            out.append(fn(*t))
+            bar.update(1)
+        bar.close()
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    global _FORKED
+    _FORKED = (fn, list(tasks))  # inherited by the forked workers: nothing is pickled but indices
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                 mp_context=mp.get_context("fork"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            futures = [pool.submit(_run_forked, i) for i in range(len(tasks))]
+            for f in as_completed(futures):
+                f.result()  # a failed task raises here, at once
+                bar.update(1)
+            return [f.result() for f in futures]
+    finally:
+        _FORKED = None
+        bar.close()
+
+
+_FORKED: tuple[Callable[..., Any], list[tuple]] | None = None
+
+
+def _run_forked(i: int):
+    fn, tasks = _FORKED
+    return fn(*tasks[i])
 
 
 def curve(runs: Sequence[Mapping], key: str = "val_loss", *, records: str = "metrics"
