@@ -33,7 +33,7 @@ def _width_row(res, axes, width: int) -> None:
             ax.fill_between(steps, mean - std, mean + std, color=OPTIMIZER_COLORS[arm], alpha=0.2,
                             lw=0)
     axes[0].set_ylabel(f"width {width}\nvalidation loss (nats / char)")
-    axes[0].set_title(f"width {width} ({w['n_params'] / 1e3:.0f} k params): {w['verdict']}; "
+    axes[0].set_title(f"EQ-5 {w['verdict']} ({w['n_params'] / 1e3:.0f} k params)\n"
                       f"mean ± std, {len(res.config['seeds'])} seeds", fontsize=6, loc="right")
     lo = steps_total // 2
     zoom = [r["val_loss"] for r in res.where(record="curve", width=width)
