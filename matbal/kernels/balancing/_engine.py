@@ -495,16 +495,21 @@ def fixed_sweeps(x: torch.Tensor, p: float, steps: int, dtype: torch.dtype):
     n, m = float(x.shape[-1]), float(x.shape[-2])
     tn = torch.full(t0.shape, n, dtype=dtype, device=x.device)
     tm = torch.full(x.shape[:-2] + (x.shape[-1],), m, dtype=dtype, device=x.device)
+    if K.ndim == 2:  # :func:`matvec` / :func:`vecmat`'s own calls, bound once (same ops)
+        Kt = K.t()
+        row, col = (lambda w: torch.mv(K, w)), (lambda w: torch.mv(Kt, w))
+    else:
+        row, col = (lambda w: matvec(K, w)), (lambda w: vecmat(w, K))
     t = t0
     s1 = None
     for k in range(steps):
         u = torch.div(tn, t)
-        s = vecmat(u, K)
+        s = col(u)
         if s1 is None:
             s1 = s
         v = torch.div(tm, s)
         if k + 1 < steps:  # the last ``K v`` only feeds the residual, which is not needed here
-            t = matvec(K, v)
+            t = row(v)
     # few small operations (this is the fixed cost): min and max in one pass where a vector
     # allows it; NaN propagates through both and fails every comparison below
     if t0.ndim == 1:
