@@ -123,6 +123,28 @@ def test_entries_spanning_the_float_range_use_the_log_domain_like_racs():
     assert torch.equal(y, racs(x, p=2, steps=5).matrix)
 
 
+def test_a_column_sum_below_the_floor_is_handed_to_the_general_path():
+    # the lean path bounds the column sums from its first sweep (no column-sum pass): a column
+    # of K summing to ~2e-24 < sqrt(tiny) ~ 1e-19 must still reach racs's log domain
+    x = gauss(8, 8, seed=9)
+    x[:, 2] *= 1e-12
+    assert _engine.fixed_sweeps(x, 2.0, 5, torch.float32) is None
+    y = racs_matrix(x, p=2, steps=5)
+    assert torch.isfinite(y).all()
+    assert torch.equal(y, racs(x, p=2, steps=5).matrix)
+    # a small column far above the floor keeps the lean path (and its float64 agreement)
+    x = gauss(8, 8, seed=9)
+    x[:, 2] *= 1e-6
+    assert _engine.fixed_sweeps(x, 2.0, 5, torch.float32) is not None
+    assert max_rel(racs_matrix(x, p=2, steps=5), sweeps_f64(x, 2, 5)) <= 2e-5
+
+
+def test_targets_as_full_tensors_divide_to_the_same_bits_as_numbers():
+    t = torch.rand(1000, generator=torch.Generator().manual_seed(11)) * 1e3 + 1e-3
+    for n in (7.0, 128.0, 1000.0, 4096.0):
+        assert torch.equal(torch.div(torch.full((1000,), n), t), torch.div(n, t))
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_nan_inf_raise_naming_x(bad):
     x = gauss(6, 5)

@@ -35,6 +35,9 @@ class Chain:
         if not flat:
             raise ValueError("a chain needs at least one transform")
         self.transforms: tuple[Transform, ...] = tuple(flat)
+        # (index, transform, state-key prefix), made once: a chain runs once per parameter per
+        # step on the CPU (the per-parameter pipeline)
+        self._items = tuple((i, t, f"{i}.") for i, t in enumerate(self.transforms))
 
     def __len__(self) -> int:
         return len(self.transforms)
@@ -62,10 +65,10 @@ class Chain:
                  start: int = 0, stop: int | None = None):
         """Apply transforms ``start..stop-1`` (default: all; state keys keep the chain's
         indices, so a chain can run in pieces, e.g. on shards and then on full matrices)."""
-        for i, t in self._range(start, stop):
-            prefix = f"{i}."
-            sub = [{k[len(prefix):]: v for k, v in st.items() if k.startswith(prefix)}
-                   for st in states]
+        items = self._items if start == 0 and stop is None else self._items[start:stop]
+        for _, t, prefix in items:
+            n = len(prefix)
+            sub = [{k[n:]: v for k, v in st.items() if k.startswith(prefix)} for st in states]
             updates = t.apply(list(updates), sub, ctx)
             if len(updates) != len(states):
                 raise RuntimeError(f"transform {t!r} returned {len(updates)} updates for "

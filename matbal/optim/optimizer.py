@@ -234,12 +234,20 @@ class ChainOptimizer(torch.optim.Optimizer):
     @staticmethod
     def _apply(out, params, views, lr: float, decay: float) -> None:
         """``p ← p(1 − lr·λ) − lr·u`` for the chain's outputs ``out`` (matrix views mapped back)."""
-        if decay:
-            torch._foreach_mul_(params, 1.0 - lr * decay)
         if views is not None:
             out = [v.storage(u, p.shape) for p, v, u in zip(params, views, out)]
-        torch._foreach_add_(params, [u.reshape(p.shape).to(p.dtype) for p, u in zip(params, out)],
-                            alpha=-lr)
+        out = [u if u.shape == p.shape and u.dtype == p.dtype else u.reshape(p.shape).to(p.dtype)
+               for p, u in zip(params, out)]  # no-op casts skipped (a fixed cost per tensor)
+        if len(params) == 1 and params[0].device.type == "cpu":  # the per-parameter pipeline: the
+            # foreach kernels' CPU loop, unrolled
+            p = params[0]
+            if decay:
+                p.mul_(1.0 - lr * decay)
+            p.add_(out[0], alpha=-lr)
+            return
+        if decay:
+            torch._foreach_mul_(params, 1.0 - lr * decay)
+        torch._foreach_add_(params, out, alpha=-lr)
 
     def _fused_adamw(self, head, decay, lr, params, grads, states, steps) -> bool:
         """Run the step of a non-matrix group with torch's fused AdamW kernel when its chain

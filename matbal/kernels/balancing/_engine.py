@@ -155,22 +155,35 @@ def _plain_unscaled(x: torch.Tensor, pk: float, kind: str, dtype: torch.dtype, n
     by block of rows with both sums taken while the block is in cache (one pass over memory
     instead of three) was measured equal or slower, 0.86–1.01× at 512×2048 … 4096×8192 on 1 and
     2 threads (BENCHMARKS.md §2, session 5), and was removed."""
+    K, owned = _unscaled_kernel(x, pk, dtype, nonneg)
+    if kind == "sum":
+        t0, c0 = _row_sums(K), _col_sums(K)
+    else:
+        t0, c0 = K.amax(-1), K.amax(-2)
+    return K, owned, t0, c0
+
+
+def _unscaled_kernel(x: torch.Tensor, pk: float, dtype: torch.dtype, nonneg: bool):
+    """``(K, owned)``: ``K = |x|^p`` in ``dtype`` (p = 1 or 2; ``x`` is never modified)."""
     xw = x.to(dtype)
     copied = xw is not x and xw.data_ptr() != x.data_ptr()
     if pk == 2:
-        K = xw.square_() if copied else xw * xw  # x is never modified
+        K = xw.square_() if copied else xw * xw
     elif nonneg:
         K = xw
     else:
         K = xw.abs_() if copied else xw.abs()
-    owned = K.data_ptr() != x.data_ptr()
-    if kind == "sum":
-        ones_c = torch.ones(K.shape[:-2] + (K.shape[-1],), dtype=dtype, device=K.device)
-        ones_r = torch.ones(K.shape[:-1], dtype=dtype, device=K.device)
-        t0, c0 = matvec(K, ones_c), vecmat(ones_r, K)
-    else:
-        t0, c0 = K.amax(-1), K.amax(-2)
-    return K, owned, t0, c0
+    return K, K.data_ptr() != x.data_ptr()
+
+
+def _row_sums(K: torch.Tensor) -> torch.Tensor:
+    """``K 1`` as the sweeps compute it (a mat-vec with ones: the general path's ``t0``)."""
+    return matvec(K, torch.ones(K.shape[:-2] + (K.shape[-1],), dtype=K.dtype, device=K.device))
+
+
+def _col_sums(K: torch.Tensor) -> torch.Tensor:
+    """``1ᵀ K`` as a vector-matrix product with ones (the general path's ``c0``)."""
+    return vecmat(torch.ones(K.shape[:-1], dtype=K.dtype, device=K.device), K)
 
 
 def unscaled_in_range(hmax: float, hmin: float, shape, kind: str, dtype: torch.dtype) -> bool:
@@ -460,23 +473,43 @@ def fixed_sweeps(x: torch.Tensor, p: float, steps: int, dtype: torch.dtype):
     operations in the same order, so ``u, v`` are bit-identical to the general path's factors),
     and a single host read at the end checks every assumption the general path would have
     decided before it: the range of ``K`` (no pre-scale), no dead row or column, no row/column
-    sum below the log-domain floor, finite positive factors.
+    sum below the log-domain floor, finite positive factors and finite row sums ``K v``.
+
+    Fewer small operations than the general path's set-up (this is the fixed cost of a small
+    call): no column-sum pass and no final ``K v`` — both are bounded from quantities the sweeps
+    compute anyway, conservatively (an uncertain bound hands the call to the general path).
+    With ``s = Kᵀu₁`` the first column product and ``u₁ = n/t₀ ≤ n/min t₀``, every column sum
+    is ``c₀ⱼ ≥ sⱼ · min t₀ / n``; the last row sums are ``K v ≤ max t₀ · max v``. Each bound is
+    used with a factor-2/4 margin for rounding (float32: relative error ≤ 1e-4 for these sums).
 
     Returns ``(K, u, v)`` (``K``: private storage, dead after the call) or None when any check
     fails: the caller then runs the general path, which decides, raises on NaN/Inf, and masks
     dead rows/columns (an all-zero matrix returns zeros there).
     """
-    K, _, t0, c0 = _plain_unscaled(x, p, "sum", dtype, False)
+    K, _ = _unscaled_kernel(x, p, dtype, False)
+    t0 = _row_sums(K)
     if not t0.numel():
         return None
-    # targets as Python numbers: ``torch.div(n, t)`` gives the bits of :func:`run`'s
-    # ``full(n) / t`` (tested) without two allocations
+    # targets as full tensors made once: ``torch.div(full, t)`` is :func:`run`'s ``a / t`` bit
+    # for bit and 2.5× cheaper per call than dividing a Python number (no scalar wrapping)
     n, m = float(x.shape[-1]), float(x.shape[-2])
+    tn = torch.full(t0.shape, n, dtype=dtype, device=x.device)
+    tm = torch.full(x.shape[:-2] + (x.shape[-1],), m, dtype=dtype, device=x.device)
+    if K.ndim == 2:  # :func:`matvec` / :func:`vecmat`'s own calls, bound once (same ops)
+        Kt = K.t()
+        row, col = (lambda w: torch.mv(K, w)), (lambda w: torch.mv(Kt, w))
+    else:
+        row, col = (lambda w: matvec(K, w)), (lambda w: vecmat(w, K))
     t = t0
-    for _ in range(steps):
-        u = torch.div(n, t)
-        v = torch.div(m, vecmat(u, K))
-        t = matvec(K, v)
+    s1 = None
+    for k in range(steps):
+        u = torch.div(tn, t)
+        s = col(u)
+        if s1 is None:
+            s1 = s
+        v = torch.div(tm, s)
+        if k + 1 < steps:  # the last ``K v`` only feeds the residual, which is not needed here
+            t = row(v)
     # few small operations (this is the fixed cost): min and max in one pass where a vector
     # allows it; NaN propagates through both and fails every comparison below
     if t0.ndim == 1:
@@ -486,9 +519,12 @@ def fixed_sweeps(x: torch.Tensor, p: float, steps: int, dtype: torch.dtype):
         hi = t0.amax(-1)
         hmax, hmin, tmin = hi.amax(), hi.amin(), t0.amin()
     uv_min, uv_max = torch.aminmax(torch.cat((u, v), -1))
-    stats = torch.stack([hmax, hmin, tmin, c0.amin(), uv_min, uv_max, t.amax()])
-    hmax, hmin, tmin, cmin, uv_min, uv_max, t_max = stats.double().tolist()
+    hmax, hmin, tmin, smin, uv_min, uv_max = torch.stack(
+        [hmax, hmin, tmin, s1.amin(), uv_min, uv_max]).tolist()
+    big = torch.finfo(dtype).max
+    cmin = 0.5 * smin * tmin / n  # ≤ every column sum c₀ⱼ (docstring)
     ok = (unscaled_in_range(hmax, hmin, x.shape, "sum", dtype) and tmin > 0 and cmin > 0
           and not below_floor(min(tmin, cmin), dtype)
-          and uv_min > 0 and uv_max < math.inf and t_max < math.inf)  # 0 < u, v, t < inf
+          and uv_min > 0 and uv_max < math.inf
+          and hmax * uv_max < 0.25 * big)  # 0 < u, v < inf and K v < inf
     return (K, u, v) if ok else None

@@ -71,7 +71,7 @@ def map_by_shape(
     batch-transparent). ``stack=False`` hands ``fn`` the list of same-shape matrices instead
     (k ≥ 2; it returns the ``(k, …)`` result), for kernels that stack more cheaply themselves
     (:func:`matbal.newton_schulz` normalizes a list straight into its working dtype)."""
-    if batch is False:
+    if batch is False or len(mats) == 1:  # nothing to stack (a one-matrix group never is)
         return [fn(x) for x in mats]
     out: list = [None] * len(mats)
     for idx, stacked in _groups(mats, batch):
