@@ -269,6 +269,8 @@ def hand_table(quick: bool, sizes=None) -> list[dict]:
         hbufs, qbufs = [torch.zeros_like(p) for p in hp], [torch.zeros_like(p) for p in hq]
         peers = {
             "matbal reg (policy)": reg(_params(shapes)).step,
+            "matbal reg (policy, nonfinite='unchecked')": reg(_params(shapes),
+                                                              nonfinite="unchecked").step,
             "matbal reg (stacked)": _force_batch(reg(_params(shapes)), True).step,
             "matbal reg (loop)": _force_batch(reg(_params(shapes)), False).step,
             "hand-written REG": lambda: hand_reg_step(hp, hbufs),
