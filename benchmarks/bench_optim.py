@@ -83,6 +83,41 @@ def muon_vs_torch(quick: bool) -> list[dict]:
     return rows
 
 
+def _group_params(opt) -> list[torch.Tensor]:
+    return [p for g in opt.param_groups for p in g["params"]]
+
+
+def _third_party_muons(shapes) -> dict:
+    """pytorch_optimizer's and heavyball's Muon on the same shapes, when installed (this script
+    installs nothing: ``pip install --no-deps pytorch_optimizer heavyball``)."""
+    import importlib.util
+
+    out = {}
+    if importlib.util.find_spec("pytorch_optimizer") is not None:
+        import pytorch_optimizer
+
+        out["pytorch_optimizer Muon"] = pytorch_optimizer.Muon(
+            [{"params": _params(shapes), "use_muon": True}], lr=1e-3)
+    if importlib.util.find_spec("heavyball") is not None:
+        import heavyball
+
+        ps = _params(shapes)
+        grads = [p.grad for p in ps]
+        opt = heavyball.Muon(ps, lr=1e-3)
+
+        class _RegradStep:  # heavyball drops p.grad after its step: hand the same gradients back
+            param_groups = opt.param_groups
+
+            @staticmethod
+            def step():
+                for p, g in zip(ps, grads):
+                    p.grad = g
+                opt.step()
+
+        out["heavyball Muon"] = _RegradStep
+    return out
+
+
 def dtype_policy_table(quick: bool) -> list[dict]:
     """The measured NS dtype policy (``ns_dtype="auto"``) against float32 NS and torch.optim.Muon
     (stock bf16 NS) on a GPT stack, side by side; plus the accuracy each dtype costs against float64
@@ -99,7 +134,13 @@ def dtype_policy_table(quick: bool) -> list[dict]:
     peers = {"matbal muon (ns_dtype='auto')": muon(_params(shapes), lr=1e-3),
              "matbal muon (float32 NS)": muon(_params(shapes), lr=1e-3, ns_dtype=torch.float32),
              "torch.optim.Muon (bf16 NS)": torch.optim.Muon(_params(shapes), lr=1e-3)}
+    peers.update(_third_party_muons(shapes))
+    before = {k: [p.detach().clone() for p in _group_params(o)] for k, o in peers.items()}
     res = C.interleaved({k: o.step for k, o in peers.items()}, repeats=3 if quick else 5, warmup=1)
+    for k, o in peers.items():  # a peer that did not move its weights measured nothing
+        moved = any(not torch.equal(a, p) for a, p in zip(before[k], _group_params(o)))
+        if not moved:
+            raise RuntimeError(f"{k}: step() left every parameter unchanged")
     ref = res["torch.optim.Muon (bf16 NS)"]["median"]
     nmat = sum(k for _, k in shapes)
     rows = [{"model": f"GPT w{width} L{layers} ({nmat} matrices)", "optimizer": k,
