@@ -44,11 +44,13 @@ def test_hand_muoneq_r_step_is_the_muoneq_preset():
 
 def test_session6_parts_run_on_tiny_sizes():
     rows = BO.adamw_table(True, sizes=[(8, 1, 32)])
-    assert {r["peer"] for r in rows} >= {"torch.optim.AdamW fused", "matbal adamw (fused kernel)"}
+    assert {r["peer"] for r in rows} >= {"torch.optim.AdamW fused", "matbal adamw (fused kernel)",
+                                         "matbal adamw (fused kernel, nonfinite='unchecked')"}
     rows = BO.batching_table(True, widths=(8,), k=2)
     assert len(rows) == 4 and all(r["stacked_over_loop"] > 0 for r in rows)
     rows = BO.hand_table(True, sizes=[(8, 1)])
-    assert len(rows) == 8 and all(math.isfinite(r["x_hand"]) for r in rows)
+    assert len(rows) == 9 and all(math.isfinite(r["x_hand"]) for r in rows)
+    assert "matbal reg (policy, nonfinite='unchecked')" in {r["optimizer"] for r in rows}
     rows = BO.forms_table(True, shapes=[(8, 16)])
     assert len(rows) == 5
     svd = next(r for r in rows if r["form"].startswith("svd"))
