@@ -26,26 +26,22 @@ import time
 
 import numpy as np
 
-from matbal import worst_case_error
 from matbal.lab import VerdictRule, apply_rule, experiment_cli, save_results
-from matbal.lab.training import Arm, mean_std, run_arm, runs_root
-from matbal.train import TrainConfig
+from matbal.lab.ns_arms import FAMILIES, band_error, ortho_arm
+from matbal.lab.training import char_gpt_base, mean_std, run_arm, runs_root
 
 NAME = "ns_need_gpt"
 QUESTION = ("Does training quality track how accurately Newton–Schulz orthogonalizes the update "
             "(NS 3/5/8 steps, cubic, exact SVD; with and without R)?")
-ORTHOS = {"ns3": ("muon", 3), "ns5": ("muon", 5), "ns8": ("muon", 8), "cubic5": ("cubic", 5),
-          "exact": (None, None)}
-FAMILIES = {"plain": {"preset": "muon", "exact": "polar-m",
-                      "kwargs": {"shape_rule": "match_rms_adamw"}},
-            "R": {"preset": "muoneq-r", "exact": "polar-rm", "kwargs": {}}}
 CONFIG = {
     "model": {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 64, "batch_size": 32},
     "steps": 400, "warmup_steps": 20, "eval_every": 20, "eval_batches": 8, "threads": 1,
     "seeds": [0, 1, 2],
-    # EQ-5's swept lrs (eq5_muoneq_gpt summary.chosen_lr): scale-matched Muon, MuonEq-R, AdamW
+    # EQ-5's swept lrs at width 64 (eq5_muoneq_gpt summary.widths["64"].chosen_lr): scale-matched
+    # Muon, MuonEq-R, AdamW
     "lr": {"plain": 0.03, "R": 0.015, "adamw": 0.003},
-    "orthos": list(ORTHOS), "families": list(FAMILIES), "error_lo": 0.01,
+    "orthos": ["ns3", "ns5", "ns8", "cubic5", "exact"], "families": list(FAMILIES),
+    "error_lo": 0.01,
     "rule": {"metric": "final_val_loss", "better": "lower", "test": "paired", "interval": "t",
              "alpha": 0.05},
 }
@@ -54,30 +50,20 @@ QUICK = dict(CONFIG, model={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size
              steps=6, warmup_steps=2, eval_every=3, eval_batches=2, seeds=[0, 1])
 
 
-def arm(family: str, ortho: str, cfg) -> Arm:
-    """The arm ``<family>-<ortho>`` at the family's lr."""
-    fam, (schedule, steps) = FAMILIES[family], ORTHOS[ortho]
-    if schedule is None:
-        opt, kw = fam["exact"], {}
-    else:
-        opt, kw = fam["preset"], {**fam["kwargs"], "schedule": schedule, "ns_steps": steps}
-    return Arm(f"{family}-{ortho}", opt, lr=cfg["lr"][family], adamw_lr=cfg["lr"]["adamw"],
-               optimizer_kwargs=kw)
+def arm(family: str, ortho: str, cfg):
+    """The arm ``<family>-<ortho>`` at the family's lr (:func:`matbal.lab.ns_arms.ortho_arm`)."""
+    return ortho_arm(family, ortho, lr=cfg["lr"][family], adamw_lr=cfg["lr"]["adamw"])
 
 
 def ns_error(ortho: str, lo: float) -> float:
     """Worst-case spectral error of the orthogonalizer on normalized singular values [lo, 1]."""
-    schedule, steps = ORTHOS[ortho]
-    return 0.0 if schedule is None else float(worst_case_error(schedule, steps, lo))
+    return band_error(ortho, lo)
 
 
 def main(quick: bool = False, results_dir=None):
     cfg = QUICK if quick else CONFIG
     t0 = time.perf_counter()
-    base = TrainConfig(model="gpt", steps=cfg["steps"], warmup_steps=cfg["warmup_steps"],
-                       eval_every=cfg["eval_every"], eval_batches=cfg["eval_batches"],
-                       device="cpu", log_every=cfg["eval_every"], threads=cfg["threads"],
-                       **cfg["model"])
+    base = char_gpt_base(cfg)
     root = runs_root(NAME, results_dir)
     from tqdm.auto import tqdm
 
