@@ -1,6 +1,7 @@
 """matbal.lab.ns_arms (orthogonalizer arms, NS error predicted from a spectrum) and matbal.lab.lr_fit
 (sub-grid best lr, paired seed bootstrap), used by the NL-1 experiment."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -110,13 +111,16 @@ def test_subgrid_lr_edges_divergence_and_bad_input():
         {"grid_lr": 0.04, "lr": 0.04, "bracketed": False, "log2_lr": math.log2(0.04)}
     r = subgrid_lr([0.01, 0.02, 0.04], [3.0, 2.0, math.inf])  # diverged neighbour: no bracket
     assert (r["lr"], r["bracketed"]) == (0.02, False)
-    r = subgrid_lr([0.01, 0.02, 0.04], [3.0, 2.0, 2.0])  # flat pair: vertex between them
-    assert r["bracketed"] and 0.02 <= r["lr"] <= 0.04
+    r = subgrid_lr([0.01, 0.02, 0.04], [3.0, 2.0, 2.0])  # flat pair: vertex midway in log2(lr)
+    assert r["bracketed"] and r["lr"] == pytest.approx(math.sqrt(0.02 * 0.04), rel=1e-12)
     for lrs, vals, match in (([0.01], [1.0], "lrs"), ([0.02, 0.01], [1.0, 2.0], "lrs"),
+                             ([0.0, 0.01], [1.0, 2.0], "positive"), ([-0.01, 0.01], [1.0, 2.0], "positive"),
                              ([0.01, 0.02], [1.0], "values"),
                              ([0.01, 0.02], [math.nan, math.inf], "diverged")):
-        with pytest.raises(ValueError, match=match):
-            subgrid_lr(lrs, vals)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # refused before any log2 of a non-positive lr
+            with pytest.raises(ValueError, match=match):
+                subgrid_lr(lrs, vals)
 
 
 def test_bootstrap_seeds_resamples_the_same_seeds_for_every_arm():

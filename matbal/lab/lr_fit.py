@@ -50,14 +50,15 @@ def subgrid_lr(lrs: Sequence[float], values: Sequence[float]) -> dict:
     dict with ``lr`` (the estimate), ``grid_lr`` (the best grid point), ``bracketed`` (a finite
     neighbour on each side) and ``log2_lr``.
     """
-    u = np.log2(np.asarray(lrs, dtype=float)) if len(lrs) else np.zeros(0)
+    lr = np.asarray(lrs, dtype=float)
     y = np.asarray(values, dtype=float)
-    if u.ndim != 1 or u.size < 2:
+    if lr.ndim != 1 or lr.size < 2:
         raise ValueError(f"lrs must hold at least 2 learning rates, got {list(lrs)}")
-    if y.shape != u.shape:
-        raise ValueError(f"values must have one entry per lr: {y.size} values for {u.size} lrs")
-    if not np.all(np.isfinite(u)) or np.any(np.diff(u) <= 0):
+    if y.shape != lr.shape:
+        raise ValueError(f"values must have one entry per lr: {y.size} values for {lr.size} lrs")
+    if not np.all(np.isfinite(lr)) or np.any(lr <= 0) or np.any(np.diff(lr) <= 0):
         raise ValueError(f"lrs must be positive, finite and strictly increasing, got {list(lrs)}")
+    u = np.log2(lr)
     y = np.where(np.isfinite(y), y, np.inf)
     if not np.any(np.isfinite(y)):
         raise ValueError("values holds no finite entry: every lr diverged")
