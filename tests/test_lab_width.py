@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from matbal.lab.momenta import spectrum_quantiles
+import matbal
+from matbal.lab.momenta import spectrum_quantiles, spectrum_summary
 from matbal.lab.stats import fit_trend
 from matbal.lab.training import WIDTH_RECORDING_QUICK, recorded_gpt_at_width
 
@@ -99,6 +100,22 @@ def test_spectrum_quantiles_zero_matrix_and_bad_input():
         spectrum_quantiles(torch.ones(4, 3), (1.5,))
     with pytest.raises(TypeError, match="x must"):
         spectrum_quantiles(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="drop"):
+        spectrum_quantiles(torch.ones(4, 3), drop=True)
+    with pytest.raises(ValueError, match="level"):
+        spectrum_quantiles(torch.ones(4, 3), level=math.nan)
+
+
+def test_spectrum_quantiles_agrees_with_spectrum_summary():
+    """drop=0: ``x_eff`` is the x_min of :func:`spectrum_summary` (and of :func:`matbal.x_min`);
+    ``drop=1``: its ``x_min2``. A zero matrix gives zeros in both, never NaN."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(12, 7, generator=g, dtype=torch.float64)
+    summ = spectrum_summary(x)
+    assert spectrum_quantiles(x)["x_eff"] == pytest.approx(summ["x_min"], rel=1e-12)
+    assert spectrum_quantiles(x, drop=1)["x_eff"] == pytest.approx(summ["x_min2"], rel=1e-12)
+    assert summ["x_min"] == pytest.approx(float(matbal.x_min(x)), rel=1e-12)
+    assert spectrum_summary(torch.zeros(4, 3)) == {"x_min": 0.0, "x_min2": 0.0, "stable_rank": 0.0}
 
 
 @pytest.mark.parametrize("width, match", [(0, "positive int"), (48.0, "positive int"),

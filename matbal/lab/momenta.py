@@ -51,9 +51,12 @@ def row_vs_polar(x: torch.Tensor, rtol: float = 1e-6) -> dict:
 
 
 def spectrum_summary(x: torch.Tensor) -> dict:
-    """``x_min``, ``x_min2`` (σ_r and σ_{r−1} over ‖x‖_F) and the stable rank of ``x``."""
+    """``x_min``, ``x_min2`` (σ_r and σ_{r−1} over ‖x‖_F) and the stable rank of ``x``; a zero
+    matrix gives zeros (as :func:`matbal.x_min` and :func:`matbal.stable_rank` do), never NaN."""
     sv = matbal.svdvals(x)
     fro = float(torch.linalg.norm(x.double()))
+    if fro == 0:
+        return {"x_min": 0.0, "x_min2": 0.0 if len(sv) > 1 else math.nan, "stable_rank": 0.0}
     return {"x_min": float(sv[-1]) / fro, "x_min2": float(sv[-2]) / fro if len(sv) > 1 else math.nan,
             "stable_rank": float((sv ** 2).sum() / sv[0] ** 2)}
 
@@ -70,11 +73,13 @@ def spectrum_quantiles(x: torch.Tensor, quantiles=(0.1, 0.25, 0.5, 0.75, 0.9), *
 
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         raise TypeError(f"x must be a 2-D tensor, got {type(x).__name__}")
-    if not (isinstance(drop, int) and 0 <= drop < min(x.shape)):
+    if not (isinstance(drop, int) and not isinstance(drop, bool) and 0 <= drop < min(x.shape)):
         raise ValueError(f"drop must be an int in [0, min(m, n)) = [0, {min(x.shape)}), got {drop!r}")
     qs = [float(q) for q in quantiles]
     if not all(0.0 <= q <= 1.0 for q in qs):
         raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)!r}")
+    if level is not None and (isinstance(level, bool) or not math.isfinite(level)):
+        raise ValueError(f"level must be a finite number or None, got {level!r}")
     sv = matbal.svdvals(x.double()).cpu().numpy()
     fro = float(np.sqrt((sv ** 2).sum()))
     kept = (sv / fro if fro > 0 else np.zeros_like(sv))[: len(sv) - drop]
