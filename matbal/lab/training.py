@@ -557,17 +557,15 @@ def recorded_gpt_at_width(spec: Mapping[str, Any], width: int, *, lr: float | No
     ``spec["optimizer"]`` at ``lr`` (``None``: ``spec["lr"]``), momenta and gradients recorded by
     :func:`record_run` every ``spec["record_every"]`` steps under
     ``runs_root("recorded_gpt_width")``; the store's run name is the arm label
-    ``<optimizer>-w<width>-lr<lr>``. Same spec, width and lr → the same cached run."""
-    from ..train import TrainConfig
-
+    ``<optimizer>-w<width>-lr<lr>``. Same spec, width and lr → the same cached run. The model
+    config is :func:`char_gpt_base` of ``spec`` with ``n_embd = width`` (``threads``: torch's
+    default unless ``spec`` sets it)."""
     if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
         raise ValueError(f"width must be a positive int, got {width!r}")
     if width % spec["model"]["n_head"]:
         raise ValueError(f"width={width} must be a multiple of n_head={spec['model']['n_head']}")
     lr = float(spec["lr"] if lr is None else lr)
-    base = TrainConfig(model="gpt", steps=spec["steps"], warmup_steps=spec["warmup_steps"],
-                       eval_every=spec["eval_every"], eval_batches=spec["eval_batches"],
-                       log_every=spec["eval_every"], device="cpu", n_embd=width, **spec["model"])
+    base = char_gpt_base({"threads": 0, **spec}, n_embd=width)
     arm = Arm(f"{spec['optimizer']}-w{width}-lr{lr:g}", spec["optimizer"], lr=lr,
               adamw_lr=spec["adamw_lr"])
     every = spec["record_every"]
