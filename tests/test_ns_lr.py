@@ -61,6 +61,18 @@ def test_band_error_is_the_worst_case_error_of_the_schedule():
     assert band_error("ns5", 1e-3) == pytest.approx(matbal.worst_case_error("muon", 5, 1e-3))
     assert band_error("cubic5", 0.1) == pytest.approx(matbal.worst_case_error("cubic", 5, 0.1))
     assert band_error("exact", 1e-9) == 0.0
+
+
+@pytest.mark.parametrize("ortho, lo", [("ns5", 1e-2), ("ns3", 1e-3), ("cubic5", 0.1), ("ns1", 0.3)])
+def test_band_error_against_a_dense_grid_of_the_scalar_map(ortho, lo):
+    """Independent of :func:`matbal.worst_case_error`: the NS scalar map ``P_k`` on 2·10⁵
+    log-spaced points of ``[lo, 1]`` (no normalization), its largest ``|1 − P_k(x)|``."""
+    schedule, steps = ORTHOGONALIZERS[ortho]
+    x = np.geomspace(lo, 1.0, 200_001)
+    p = np.asarray(matbal.predict_singular_values(x, schedule=schedule, steps=steps,
+                                                  normalize="none"))
+    grid = float(np.abs(1.0 - p).max())
+    assert grid - 1e-12 <= band_error(ortho, lo) <= grid * (1 + 1e-6)
     with pytest.raises(ValueError, match="ortho"):
         band_error("svd", 0.1)
 
