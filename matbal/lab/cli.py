@@ -1,7 +1,9 @@
 """The command line every experiment and figure script shares.
 
 An experiment module defines ``NAME`` and ``main(quick=False, results_dir=None) -> Results``
-and ends with ``if __name__ == "__main__": experiment_cli(main)``; a figure module defines
+(optionally with a ``jobs`` keyword: ``--jobs N`` is passed to it, and ignored with a note when
+``main`` has no such parameter) and ends with ``if __name__ == "__main__": experiment_cli(main)``;
+a figure module defines
 ``build(out_dir=None, results_dir=None) -> list[Path]`` and ends with ``figure_cli(build)``.
 
 ``--quick`` runs the small configuration (≤ ~10 s, used by the tests) and writes to
