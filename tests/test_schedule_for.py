@@ -47,7 +47,8 @@ def test_zero_matrices_are_left_out_and_inputs_untouched(mats):
         schedule_for([torch.zeros(3, 4), torch.zeros(2, 2)])
 
 
-@pytest.mark.parametrize("q, idx", [(0.0, 4), (0.2, 4), (0.25, 3), (0.5, 2), (1.0, 0)])
+@pytest.mark.parametrize("q, idx", [(0.0, 4), (0.2, 4), (0.25, 3), (0.5, 2), (1.0, 0),
+                                    (np.float32(0.5), 2), (np.int64(1), 0)])
 def test_quantile_picks_a_measured_value(mats, q, idx):
     xs, ref = mats
     s = schedule_for(xs, steps=3, quantile=q)

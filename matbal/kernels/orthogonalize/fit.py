@@ -35,6 +35,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Mapping
 
 import numpy as np
@@ -160,8 +161,7 @@ def schedule_for(
         ``lo`` is the measured quantile, ``worst_error`` the exact worst-case error on
         ``[lo, hi]`` (from the predictor); pass it as ``newton_schulz(x, schedule=s)``.
     """
-    if isinstance(quantile, bool) or not isinstance(quantile, (int, float, np.floating)) \
-            or not 0 <= quantile <= 1:
+    if isinstance(quantile, bool) or not isinstance(quantile, numbers.Real) or not 0 <= quantile <= 1:
         raise ValueError(f"quantile must be a number in [0, 1], got {quantile!r}")
     check_positive(steps, "steps", integer=True)
     if max_error is not None:
