@@ -35,9 +35,7 @@ class Chain:
         if not flat:
             raise ValueError("a chain needs at least one transform")
         self.transforms: tuple[Transform, ...] = tuple(flat)
-        # (index, transform, state-key prefix), made once: a chain runs once per parameter per
-        # step on the CPU (the per-parameter pipeline)
-        self._items = tuple((i, t, f"{i}.") for i, t in enumerate(self.transforms))
+        self._items_of: tuple | None = None  # the ``transforms`` that ``_items`` was made from
 
     def __len__(self) -> int:
         return len(self.transforms)
@@ -65,6 +63,11 @@ class Chain:
                  start: int = 0, stop: int | None = None):
         """Apply transforms ``start..stop-1`` (default: all; state keys keep the chain's
         indices, so a chain can run in pieces, e.g. on shards and then on full matrices)."""
+        if self._items_of is not self.transforms:
+            # (index, transform, state-key prefix), made once per ``transforms`` (a chain runs
+            # once per parameter per step on the CPU) and again if ``transforms`` is reassigned
+            self._items = tuple((i, t, f"{i}.") for i, t in enumerate(self.transforms))
+            self._items_of = self.transforms
         items = self._items if start == 0 and stop is None else self._items[start:stop]
         for _, t, prefix in items:
             n = len(prefix)
