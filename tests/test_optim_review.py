@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from matbal.optim import Chain
-from matbal.optim.transforms import StepContext, Transform, scale_by_shape
+from matbal.optim import Chain, ChainOptimizer
+from matbal.optim.optimizer import _pipelines
+from matbal.optim.transforms import NormalizeRMS, StepContext, Transform, scale_by_shape
 
 
 class _Negate(Transform):
@@ -30,3 +31,30 @@ def test_a_chain_runs_the_transforms_it_holds_after_they_are_reassigned():
     assert torch.equal(chain([u], [{}], _ctx(u))[0], -u)
     chain.transforms = (_Negate(), _Negate())
     assert torch.equal(chain([u], [{}], _ctx(u))[0], u)
+
+
+class _GroupRMS(NormalizeRMS):
+    """A user's variant of a built-in: one RMS over all the group's updates (shared)."""
+
+    def apply(self, updates, states, ctx):
+        total = sum(float(u.double().square().sum()) for u in updates)
+        rms = (total / sum(u.numel() for u in updates)) ** 0.5
+        return [u * (self.target / rms) for u in updates]
+
+
+def test_a_users_subclass_overriding_apply_does_not_inherit_per_parameter():
+    g = torch.Generator().manual_seed(0)
+    ws = [torch.nn.Parameter(torch.randn(4, 3, generator=g, dtype=torch.float64))
+          for _ in range(2)]
+    grads = [torch.randn(4, 3, generator=g, dtype=torch.float64) * s for s in (1.0, 10.0)]
+    before = [w.detach().clone() for w in ws]
+    for w, gr in zip(ws, grads):
+        w.grad = gr.clone()
+    opt = ChainOptimizer(ws, chain=Chain(_GroupRMS(0.2)), lr=0.1, matrix=True)
+    opt.step()
+    rms = (sum(float(gr.square().sum()) for gr in grads) / sum(gr.numel() for gr in grads)) ** 0.5
+    for w, b, gr in zip(ws, before, grads):
+        torch.testing.assert_close(w.detach(), b - 0.1 * 0.2 * gr / rms, rtol=1e-14, atol=0)
+    # the built-in itself still runs one parameter at a time
+    assert _pipelines(Chain(NormalizeRMS(0.2)), ws, grads)
+    assert not _pipelines(Chain(_GroupRMS(0.2)), ws, grads)

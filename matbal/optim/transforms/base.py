@@ -81,7 +81,9 @@ class Transform:
         """Whether :meth:`apply` on ``updates`` equals applying it to each update alone (no
         stacking, nothing shared across parameters); the optimizer shell may then run a whole
         chain one parameter at a time (see :class:`~matbal.optim.optimizer.ChainOptimizer`).
-        Default False: an unknown transform keeps its whole list."""
+        Default False: an unknown transform keeps its whole list. A subclass that overrides
+        :meth:`apply` must declare this again: the shell does not trust an answer inherited
+        from above the ``apply`` it runs."""
         return False
 
     def __repr__(self) -> str:
