@@ -3,11 +3,13 @@ first call, a user's subclass of a built-in transform, checkpoints mid-training,
 later, the non-finite modes beside torch.optim."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from matbal.optim import Chain, ChainOptimizer
 from matbal.optim.optimizer import _pipelines
-from matbal.optim.transforms import NormalizeRMS, StepContext, Transform, scale_by_shape
+from matbal.optim.transforms import (NormalizeRMS, StepContext, Transform, ema_momentum,
+                                     scale_by_shape)
 
 
 class _Negate(Transform):
@@ -58,3 +60,25 @@ def test_a_users_subclass_overriding_apply_does_not_inherit_per_parameter():
     # the built-in itself still runs one parameter at a time
     assert _pipelines(Chain(NormalizeRMS(0.2)), ws, grads)
     assert not _pipelines(Chain(_GroupRMS(0.2)), ws, grads)
+
+
+class _ClipInPlace(Transform):
+    """A user's transform that breaks the read-only rule: clamps its input in place."""
+
+    name = "clip_in_place"
+
+    def apply(self, updates, states, ctx):
+        return [u.clamp_(-0.01, 0.01) for u in updates]
+
+
+def test_a_transform_that_modifies_its_input_in_place_is_refused_naming_it():
+    # after plain momentum the input is the momentum buffer itself: an in-place op would
+    # corrupt the state silently (and before it, p.grad); the chain refuses it instead
+    w = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    for first in ([ema_momentum(0.9, nesterov=False)], []):
+        opt = ChainOptimizer([w], chain=Chain(*first, _ClipInPlace()), lr=0.1, matrix=True)
+        w.grad = torch.randn(4, 3, dtype=torch.float64)
+        grad = w.grad.clone()
+        with pytest.raises(RuntimeError, match=r"_ClipInPlace.*in place.*param"):
+            opt.step()
+        assert torch.equal(w.grad, grad) or first == []  # the buffer, not p.grad, was the input
