@@ -83,3 +83,34 @@ def test_a_transform_that_modifies_its_input_in_place_is_refused_naming_it():
             opt.step()
         if first:  # the buffer, not p.grad, was the clamped input
             assert torch.equal(w.grad, grad)
+
+
+def test_ddp_step_screens_the_gradients_once(monkeypatch):
+    """step() screens every group on every rank before any update; the matrix part does not
+    read the non-owned gradients a second time (one isfinite pass each, per step, before)."""
+    from matbal.optim.distributed import DistributedChainOptimizer
+
+    ws = [torch.nn.Parameter(torch.randn(6, 5, dtype=torch.float64)) for _ in range(4)]
+    opt = DistributedChainOptimizer(ws, chain=Chain(ema_momentum(0.9)), lr=0.1, matrix=True)
+    opt.rank, opt.world_size = 0, 2  # rank 0 of two: it owns half the matrices
+    monkeypatch.setattr(opt, "_exchange", lambda params, owners: None)
+    assert 0 < opt.owners(opt.param_groups[0]).count(1) < 4
+    for w in ws:
+        w.grad = torch.randn(6, 5, dtype=torch.float64)
+    calls, isfinite = [], torch.isfinite
+    grads = {id(w.grad) for w in ws}
+    monkeypatch.setattr(torch, "isfinite",
+                        lambda t: calls.append(id(t) in grads) or isfinite(t))
+    opt.step()
+    assert not any(calls)  # the screen's one read (a sum per gradient) was all
+    monkeypatch.setattr(torch, "isfinite", isfinite)
+    # a non-finite gradient of a matrix another rank owns still raises here, before any update
+    before = [w.detach().clone() for w in ws]
+    other = opt.owners(opt.param_groups[0]).index(1)
+    ws[other].grad[0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=opt.param_groups[0]["names"][other]):
+        opt.step()
+    assert all(torch.equal(w, b) for w, b in zip(ws, before))
+    with pytest.raises(FloatingPointError, match=opt.param_groups[0]["names"][other]):
+        opt._step_group(opt.param_groups[0])  # outside step(): the group's own check
+    assert all(torch.equal(w, b) for w, b in zip(ws, before))
