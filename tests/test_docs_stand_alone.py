@@ -61,3 +61,13 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     assert not resolves("brief.md", citing) and not resolves("docs/nothing.md", citing)
     assert resolves("docs/math.md", citing) and resolves("CLAIMS.md", citing)
     assert resolves("../../docs/architecture.md", citing)
+
+
+def test_no_python_source_holds_a_control_character():
+    """A tab or form feed in a source file is almost always a docstring's LaTeX escape eaten by
+    a non-raw string or an editor (``\\top`` → tab + ``op``, ``\\frac`` → form feed + ``rac``)."""
+    bad = re.compile(r"[\x00-\x08\x09\x0b\x0c\x0e-\x1f]")
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in FILES if p.suffix == ".py"
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if bad.search(line)]
+    assert not found, found

@@ -35,9 +35,7 @@ class Chain:
         if not flat:
             raise ValueError("a chain needs at least one transform")
         self.transforms: tuple[Transform, ...] = tuple(flat)
-        # (index, transform, state-key prefix), made once: a chain runs once per parameter per
-        # step on the CPU (the per-parameter pipeline)
-        self._items = tuple((i, t, f"{i}.") for i, t in enumerate(self.transforms))
+        self._items_of: tuple | None = None  # the ``transforms`` that ``_items`` was made from
 
     def __len__(self) -> int:
         return len(self.transforms)
@@ -65,11 +63,19 @@ class Chain:
                  start: int = 0, stop: int | None = None):
         """Apply transforms ``start..stop-1`` (default: all; state keys keep the chain's
         indices, so a chain can run in pieces, e.g. on shards and then on full matrices)."""
+        if self._items_of is not self.transforms:
+            # (index, transform, state-key prefix), made once per ``transforms`` (a chain runs
+            # once per parameter per step on the CPU) and again if ``transforms`` is reassigned
+            self._items = tuple((i, t, f"{i}.") for i, t in enumerate(self.transforms))
+            self._items_of = self.transforms
         items = self._items if start == 0 and stop is None else self._items[start:stop]
         for _, t, prefix in items:
             n = len(prefix)
             sub = [{k[n:]: v for k, v in st.items() if k.startswith(prefix)} for st in states]
-            updates = t.apply(list(updates), sub, ctx)
+            before = _versions(updates)
+            ins, updates = updates, t.apply(list(updates), sub, ctx)
+            if before is not None and _versions(ins) != before:
+                _refuse_in_place(t, ins, before, ctx)
             if len(updates) != len(states):
                 raise RuntimeError(f"transform {t!r} returned {len(updates)} updates for "
                                    f"{len(states)} parameters")
@@ -77,3 +83,24 @@ class Chain:
                 for k, v in s.items():
                     st[prefix + k] = v
         return updates
+
+
+def _versions(updates) -> list[int] | None:
+    """The autograd version counters of ``updates`` (bumped by every in-place op on a tensor or
+    a view of it): one attribute read each, how the chain sees that a transform modified its
+    input. None where a tensor keeps no counter (inference-mode tensors)."""
+    try:
+        return [u._version for u in updates]
+    except RuntimeError:
+        return None
+
+
+def _refuse_in_place(t: Transform, ins, before: list[int], ctx: StepContext) -> None:
+    """Raise naming ``t`` and the parameter whose input update ``t`` modified in place."""
+    i = next(i for i, (u, v) in enumerate(zip(ins, before)) if u._version != v)
+    names = getattr(ctx, "names", None)
+    name = names[i] if names is not None and i < len(names) else f"param{i}"
+    raise RuntimeError(
+        f"transform {t!r} modified its input update in place (parameter {name}); updates are "
+        "read-only: the first is p.grad, later ones may be a transform's state (plain momentum "
+        "hands on its buffer). Return a new tensor instead (u.clamp(...), not u.clamp_(...))")

@@ -128,7 +128,9 @@ class DistributedChainOptimizer(ChainOptimizer):
             super()._step_group(group)
             return
         owners = self.owners(group)
-        if self.nonfinite == "raise":  # raise on every rank alike (grads are replicated by DDP)
+        if self.nonfinite == "raise" and getattr(self, "_refused", None) is None:
+            # called outside step() (which screened every group's gradients on every rank
+            # already): raise on every rank alike (grads are replicated by DDP)
             for p, name, r in zip(group["params"], group["names"], owners):
                 if r != self.rank and p.grad is not None and not bool(torch.isfinite(p.grad).all()):
                     raise FloatingPointError(f"non-finite gradient (NaN/Inf) in parameter {name}")

@@ -45,6 +45,8 @@ Example
 """
 from __future__ import annotations
 
+import functools
+
 import math
 import warnings
 from typing import Any
@@ -395,7 +397,19 @@ def _pipelines(head: Chain | None, params: list[torch.Tensor], updates: list) ->
     return (head is not None and len(params) > 1
             and all(p.device.type == "cpu" and type(p) in (torch.Tensor, torch.nn.Parameter)
                     for p in params)
-            and all(t.per_parameter(updates) for t in head.transforms))
+            and all(_declares_per_parameter(type(t)) and t.per_parameter(updates)
+                    for t in head.transforms))
+
+
+@functools.lru_cache(maxsize=None)
+def _declares_per_parameter(cls: type) -> bool:
+    """Whether ``cls``'s :meth:`~matbal.optim.transforms.Transform.per_parameter` speaks for its
+    own ``apply``: declared by the class that defines ``apply`` or by a subclass of it. A user's
+    subclass that overrides ``apply`` of a built-in transform (e.g. one RMS over all the
+    group's updates) does not inherit the built-in's answer: it keeps its whole list."""
+    def owner(name):
+        return next(k for k in cls.__mro__ if name in vars(k))
+    return issubclass(owner("per_parameter"), owner("apply"))
 
 
 def _is_adam(head: Chain | None) -> bool:

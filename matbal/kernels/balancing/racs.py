@@ -234,7 +234,7 @@ def racs_matrix(
     **Lean path** (``steps`` given, p = 1 or 2, ``eps = 0``, no ``callback``, ``log_domain`` not
     True, no autograd): the k sweeps of :func:`racs` on :math:`K=|X|^p`,
 
-    .. math:: u\leftarrow n\,/\,(Kv),\qquad v\leftarrow m\,/\,(K^	op u),\qquad
+    .. math:: u\leftarrow n\,/\,(Kv),\qquad v\leftarrow m\,/\,(K^\top u),\qquad
               \hat X=\mathrm{diag}(u^{1/p})\,X\,\mathrm{diag}(v^{1/p}),
 
     without the per-sweep residual, history and masks, and with one host read at the end (not

@@ -6,7 +6,9 @@ list of updates (one per parameter of a group, matrix parameters already flatten
 ``(out, in·k·k)``) so that a transform can batch same-shape matrices (orthogonalization does).
 
 Rules every transform keeps:
-- never modify an input update in place (the first input is ``p.grad`` itself);
+- never modify an input update in place (the first input is ``p.grad`` itself, a later one may
+  be a transform's state: plain momentum hands on its buffer); a chain checks each input's
+  version counter and raises ``RuntimeError`` naming the transform that did;
 - keep its per-parameter state in the dict it returns from :meth:`Transform.init` (tensors or ints);
   the shell namespaces it as ``"<index>.<key>"`` in ``optimizer.state[p]`` so ``state_dict`` round
   trips bit-exactly;
@@ -81,7 +83,9 @@ class Transform:
         """Whether :meth:`apply` on ``updates`` equals applying it to each update alone (no
         stacking, nothing shared across parameters); the optimizer shell may then run a whole
         chain one parameter at a time (see :class:`~matbal.optim.optimizer.ChainOptimizer`).
-        Default False: an unknown transform keeps its whole list."""
+        Default False: an unknown transform keeps its whole list. A subclass that overrides
+        :meth:`apply` must declare this again: the shell does not trust an answer inherited
+        from above the ``apply`` it runs."""
         return False
 
     def __repr__(self) -> str:
